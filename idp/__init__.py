@@ -1,0 +1,183 @@
+"""The identity provider: ``create_app`` builds it from the resolved settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from idp import audit, signals
+from idp.clock import SystemClock
+from idp.extensions import Services, babel, csrf, db, migrate
+from idp.security.passwords import PasswordHashing
+from idp.security.pii import Keyring
+from idp.services.captcha import create_captcha
+from idp.services.sms import create_sms_sender
+from idp.sessions import StoreSessionInterface
+from idp.settings import load_settings
+from idp.store import create_store
+
+LOCALES = ("zh_CN", "en")
+LOCALE_COOKIE = "idp_lang"
+
+
+def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | None = None) -> Flask:
+    cfg = load_settings(overrides)
+    theme = Path(cfg["THEME_DIR"])
+    app = Flask(
+        __name__,
+        template_folder=str(theme / "templates"),
+        static_folder=str(theme / "static"),
+        instance_path=cfg["INSTANCE_DIR"],
+    )
+    app.config.update(cfg)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=cfg["DATABASE_URL"],
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(cfg["DATABASE_URL"]),
+        MAX_CONTENT_LENGTH=cfg["MAX_FORM_BYTES"],
+        MAX_FORM_MEMORY_SIZE=cfg["MAX_FORM_BYTES"],
+        WTF_CSRF_TIME_LIMIT=cfg["SESSION_LIFETIME"],
+        WTF_CSRF_SSL_STRICT=False,
+        BABEL_TRANSLATION_DIRECTORIES=str(theme / "translations"),
+        BABEL_DEFAULT_LOCALE=cfg["DEFAULT_LOCALE"],
+        BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
+        SESSION_COOKIE_NAME="idp_session",
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    if cfg["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg["TRUSTED_PROXIES"], x_proto=1, x_host=1)
+
+    clock = clock or SystemClock()
+    store = create_store(cfg["REDIS_URL"], clock)
+    keyring = Keyring.load(cfg["PII_KEYRING"], create=cfg["ENV"] != "production")
+    app.extensions["idp.services"] = Services(
+        clock=clock,
+        store=store,
+        keyring=keyring,
+        passwords=PasswordHashing(
+            cfg["ARGON2_TIME_COST"], cfg["ARGON2_MEMORY_KIB"], cfg["ARGON2_PARALLELISM"]
+        ),
+        sms=create_sms_sender(cfg, clock),
+        captcha=create_captcha(cfg, store),
+    )
+    app.session_interface = StoreSessionInterface(store, cfg["SESSION_LIFETIME"])
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale)
+    audit.connect()
+
+    from idp.accounts.views import bp as accounts_bp
+    from idp.login.views import bp as login_bp
+
+    app.register_blueprint(login_bp)
+    app.register_blueprint(accounts_bp)
+    if cfg["ENV"] == "development":
+        from idp.dev import bp as dev_bp
+
+        app.register_blueprint(dev_bp)
+
+    _install_page_helpers(app)
+    _install_error_pages(app)
+    _install_security_headers(app)
+    return app
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # Concurrent registrations wait for the writer instead of failing at once.
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+
+
+def _select_locale() -> str:
+    chosen = request.args.get("lang") or request.cookies.get(LOCALE_COOKIE)
+    if chosen in LOCALES:
+        return chosen
+    from flask import current_app
+
+    return current_app.config["DEFAULT_LOCALE"]
+
+
+def _install_page_helpers(app: Flask) -> None:
+    from flask_babel import get_locale
+
+    @app.context_processor
+    def page_globals():
+        return {"locale": str(get_locale()), "locales": LOCALES, "captcha_enabled": app.config["CAPTCHA"] == "on"}
+
+    @app.after_request
+    def remember_locale(response):
+        chosen = request.args.get("lang")
+        if chosen in LOCALES:
+            response.set_cookie(
+                LOCALE_COOKIE, chosen, max_age=365 * 86400, httponly=True, samesite="Lax",
+                secure=app.config["SECURE_COOKIES"],
+            )
+        return response
+
+
+ERROR_MESSAGES = {
+    400: "The request could not be understood. Please go back and try again.",
+    403: "You are not allowed to open this page.",
+    404: "The page you asked for does not exist.",
+    405: "This page cannot be used that way.",
+    413: "What you sent is too large. Please shorten it and try again.",
+    429: "Too many attempts. Please wait a moment and try again.",
+    500: "Something went wrong on our side. Please try again later.",
+}
+
+
+def _install_error_pages(app: Flask) -> None:
+    def page(status: int, message: str, reason: str):
+        body = render_template("errors/error.html", status=status, message=message, reason=reason)
+        return body, status
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error):
+        signals.request_refused.send(
+            app, subject=request.path, outcome="refused", details={"reason": "csrf_failed"}
+        )
+        return page(400, _("This form has expired or was not sent from this site. "
+                           "Please reload the page and try again; nothing was saved."), "csrf_failed")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        status = error.code or 500
+        if status == 413:
+            signals.request_refused.send(
+                app, subject=request.path, outcome="refused", details={"reason": "too_large"}
+            )
+        return page(status, _(ERROR_MESSAGES.get(status, ERROR_MESSAGES[400])), f"http_{status}")
+
+    @app.errorhandler(Exception)
+    def unexpected(error):
+        app.logger.exception("unhandled error")
+        db.session.rollback()
+        return page(500, _(ERROR_MESSAGES[500]), "server_error")
+
+
+def _install_security_headers(app: Flask) -> None:
+    csp = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
+    production = app.config["ENV"] == "production"
+
+    @app.after_request
+    def headers(response):
+        response.headers.setdefault("Content-Security-Policy", csp)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        if production:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response

@@ -1,0 +1,167 @@
+"""Registration (自然人注册 / 单位用户（法人）注册) and the user centre (在线办事 → 我的信息)."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from idp.accounts import service
+from idp.accounts.forms import (
+    LegalProfileForm,
+    LegalRegistrationForm,
+    NaturalProfileForm,
+    NaturalRegistrationForm,
+    SendCodeForm,
+)
+from idp.accounts.profile import profile_rows
+from idp.audit import client_address
+from idp.extensions import db
+from idp.login import captcha
+from idp.models.accounts import LEGAL, NATURAL, PENDING_REVIEW, Account
+from idp.security.sms_codes import send_code
+
+bp = Blueprint("accounts", __name__)
+
+FIELD_MESSAGES = {
+    "login_name_taken": _l("This login name is already registered. Please choose another one."),
+    "invalid_login_name": _l("A login name has 4–64 letters, digits, Chinese characters or _ . @ -."),
+    "uscc_taken": _l("A unit with this unified social credit code is already registered. "
+                     "Please sign in with that account or recover its password."),
+    "sms_code_missing_or_expired": _l("The SMS code has expired or was not requested. Please request a new one."),
+    "sms_code_wrong": _l("The SMS verification code is wrong."),
+}
+
+SEND_MESSAGES = {
+    "captcha_wrong": _l("The captcha is wrong or has expired. Please enter the new one."),
+    "resend_too_soon": _l("A code was sent recently. Please wait before requesting another."),
+    "phone_daily_cap": _l("This phone has received too many codes today. Please try again tomorrow."),
+    "address_cap": _l("Too many codes were requested from your network. Please try again later."),
+    "sms_unavailable": _l("The SMS service is unavailable. Please try again later."),
+}
+
+FORMS = {NATURAL: NaturalRegistrationForm, LEGAL: LegalRegistrationForm}
+
+
+def current_account() -> Account | None:
+    if "account" not in g:
+        account_id = session.get("account_id")
+        g.account = db.session.get(Account, account_id) if account_id else None
+    return g.account
+
+
+def login_required(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if current_account() is None:
+            return redirect(url_for("login.login", next=request.path))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+@bp.get("/register")
+def register_choice():
+    return render_template("accounts/register_choice.html")
+
+
+@bp.route("/register/<account_type>", methods=["GET", "POST"])
+def register(account_type: str):
+    if account_type not in FORMS:
+        abort(404)
+    form = FORMS[account_type]()
+    if request.method == "POST":
+        if form.validate():
+            fields = {name: f.data for name, f in form._fields.items()
+                      if name not in {"csrf_token", "password_confirm", "sms_code"}}
+            try:
+                account = service.register(account_type, fields, form.sms_code.data)
+            except service.FieldError as error:
+                form.error(error.field, FIELD_MESSAGES.get(error.reason, error.reason))
+            else:
+                session["registered"] = {"login_name": account.login_name,
+                                         "account_type": account.account_type,
+                                         "pending": account.status == PENDING_REVIEW}
+                return redirect(url_for("accounts.registered"))
+        return render_template("accounts/register.html", form=form, account_type=account_type), 400
+    return render_template("accounts/register.html", form=form, account_type=account_type)
+
+
+@bp.post("/register/send-code")
+def send_registration_code():
+    """Sends the code that confirms the reserved phone; gated by the image captcha."""
+    form = SendCodeForm()
+    if not form.validate():
+        errors = {name: [str(e) for e in f.errors] for name, f in form._fields.items() if f.errors}
+        return jsonify(ok=False, reason="invalid_phone", errors=errors,
+                       message=next(iter(errors.values()))[0]), 400
+    if captcha.enabled() and not captcha.passes("sms", form.captcha.data):
+        return jsonify(ok=False, reason="captcha_wrong", message=str(SEND_MESSAGES["captcha_wrong"])), 400
+    result = send_code(form.phone.data, service.SMS_PURPOSE_REGISTER, client_address() or "-")
+    if not result.sent:
+        status = 503 if result.reason == "sms_unavailable" else 429
+        return jsonify(ok=False, reason=result.reason, retry_after=result.retry_after,
+                       message=str(SEND_MESSAGES[result.reason])), status
+    return jsonify(ok=True, retry_after=result.retry_after,
+                   message=_("A verification code has been sent to your phone."))
+
+
+@bp.get("/register/done")
+def registered():
+    info = session.get("registered")
+    if not info:
+        return redirect(url_for("accounts.register_choice"))
+    return render_template("accounts/registered.html", info=info)
+
+
+@bp.get("/center")
+@login_required
+def center():
+    return redirect(url_for("accounts.profile"))
+
+
+@bp.get("/center/profile")
+@login_required
+def profile():
+    account = current_account()
+    return render_template("accounts/profile.html", account=account, rows=profile_rows(account))
+
+
+@bp.route("/center/profile/edit", methods=["GET", "POST"])
+@login_required
+def edit_profile():
+    account = current_account()
+    form_class = LegalProfileForm if account.is_legal else NaturalProfileForm
+    if request.method == "GET":
+        form = form_class(obj=account)
+        for name in service.KEEP_WHEN_EMPTY & set(form._fields):
+            form[name].data = None
+        return render_template("accounts/edit.html", form=form, account=account,
+                               rows=dict(profile_rows(account, flat=True)))
+    form = form_class()
+    if form.validate():
+        fields = {name: f.data for name, f in form._fields.items() if name != "csrf_token"}
+        try:
+            service.update_profile(account, fields)
+        except service.FieldError as error:
+            form.error(error.field, FIELD_MESSAGES.get(error.reason, error.reason))
+        else:
+            flash(_("Your information has been saved."))
+            return redirect(url_for("accounts.profile"))
+    return render_template("accounts/edit.html", form=form, account=account,
+                           rows=dict(profile_rows(account, flat=True))), 400
+
+
+@bp.get("/recovery")
+def recovery():
+    """忘记密码?: the ways to recover a password (online flows arrive with the recovery issue)."""
+    return render_template("accounts/recovery.html")
+
+
+@bp.app_context_processor
+def account_helpers():
+    from idp.accounts.profile import VERIFICATION_LABELS
+
+    return {"verification_label": lambda status: VERIFICATION_LABELS.get(status, status)}

@@ -1,0 +1,45 @@
+"""Writes every security event to the audit log, as a subscriber of the domain signals."""
+
+from __future__ import annotations
+
+from flask import has_request_context, request, session
+
+from idp.extensions import db
+from idp.models.audit import AuditEvent
+from idp.signals import SECURITY_EVENTS
+
+
+def client_address() -> str | None:
+    """The caller's address; X-Forwarded-For is honoured through ProxyFix only."""
+    return request.remote_addr if has_request_context() else None
+
+
+def record(event: str, outcome: str, subject=None, actor=None, details=None) -> None:
+    if actor is None and has_request_context():
+        actor = session.get("login_name")
+    db.session.add(
+        AuditEvent(
+            event=event,
+            outcome=outcome,
+            subject=None if subject is None else str(subject)[:100],
+            actor=None if actor is None else str(actor)[:100],
+            client_address=client_address(),
+            details=details or None,
+        )
+    )
+    db.session.commit()
+
+
+def _subscriber(signal):
+    def write(sender, subject=None, outcome="success", details=None, actor=None, **_):
+        record(signal.name, outcome, subject=subject, actor=actor, details=details)
+
+    return write
+
+
+_subscribers = [(signal, _subscriber(signal)) for signal in SECURITY_EVENTS]
+
+
+def connect() -> None:
+    for signal, handler in _subscribers:
+        signal.connect(handler)

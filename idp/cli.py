@@ -1,0 +1,144 @@
+"""The ``idp`` command. Machine-readable output is one line, the last line of stdout; logs go
+to stderr (INTERFACES.md)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from idp import create_app
+
+
+def _emit(data) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False,
+             load_dotenv=False, set_debug_flag=False)
+def main():
+    """Unified identity provider of the science-and-technology government service platform."""
+
+
+# --- users -------------------------------------------------------------------------------
+
+@main.group()
+def users():
+    """Accounts of natural persons and legal entities."""
+
+
+@users.command("create")
+@click.option("--type", "account_type", type=click.Choice(["natural", "legal"]), required=True)
+@click.option("--login", "login_name", required=True)
+@click.option("--password", required=True)
+@click.option("--name", help="the person's name; for legal accounts the contact person")
+@click.option("--phone")
+@click.option("--email")
+@click.option("--uscc")
+@click.option("--org-name")
+@with_appcontext
+def users_create(account_type, login_name, password, name, phone, email, uscc, org_name):
+    """Create an account (the password policy and identifier checks apply)."""
+    from idp.accounts.service import FieldError, create_account
+    from idp.security import identifiers
+
+    profile = {"name": name, "email": email, "org_name": org_name}
+    if phone:
+        profile["phone"] = identifiers.normalise_mobile(phone)
+        if profile["phone"] is None:
+            raise click.UsageError("--phone is not a valid mobile number")
+    if uscc:
+        if account_type != "legal":
+            raise click.UsageError("--uscc is for legal accounts")
+        uscc = uscc.strip().upper()
+        if not identifiers.is_valid_uscc(uscc):
+            raise click.UsageError("--uscc has a wrong check character or format (GB 32100)")
+        profile.update(uscc=uscc, org_region="domestic")
+    try:
+        account = create_account(account_type, login_name, password, **profile)
+    except FieldError as error:
+        raise click.ClickException(f"{error.field}: {error.reason}") from None
+    _log(f"created {account.account_type} account {account.login_name}")
+    _emit({"sub": account.sub, "login_name": account.login_name, "account_type": account.account_type})
+
+
+# --- demo --------------------------------------------------------------------------------
+
+@main.group()
+def demo():
+    """Demonstration data."""
+
+
+@demo.command("seed")
+@with_appcontext
+def demo_seed():
+    """Create the demo accounts of both types (idempotent)."""
+    from idp.demo import seed
+
+    created = seed()
+    for line in created:
+        _log(line)
+    _emit({"seeded": len(created)})
+
+
+# --- personal data -----------------------------------------------------------------------
+
+@main.group()
+def pii():
+    """Personal-data encryption keys."""
+
+
+@pii.command("rotate-key")
+@click.option("--retire-old", is_flag=True, help="drop older keys once every row is re-encrypted")
+@with_appcontext
+def pii_rotate_key(retire_old):
+    """Make a new encryption key active and re-encrypt every personal field with it."""
+    from idp.security.key_rotation import rotate_pii_key
+
+    result = rotate_pii_key(retire_old=retire_old)
+    _log(f"active key {result['active']}, {result['rows']} rows re-encrypted")
+    _emit(result)
+
+
+# --- serving -----------------------------------------------------------------------------
+
+@main.command("serve")
+@click.option("--workers", type=int, default=None, help="default: IDP_WORKERS, else 2 x cores + 1")
+@with_appcontext
+def serve(workers):
+    """Run the production server (gunicorn) with the same configuration."""
+    from gunicorn.app.base import BaseApplication
+
+    cfg = current_app.config
+    if cfg["REDIS_URL"].startswith("memory://"):
+        workers = 1
+        _log("IDP_REDIS_URL=memory:// keeps sessions in-process: serving with ONE worker")
+    else:
+        workers = workers or cfg["WORKERS"] or (2 * multiprocessing.cpu_count() + 1)
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{cfg['BIND']}:{cfg['PORT']}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 4)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("timeout", 60)
+
+        def load(self):
+            return create_app()
+
+    _log(f"serving {cfg['ISSUER']} on {cfg['BIND']}:{cfg['PORT']} with {workers} worker(s)")
+    Server().run()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

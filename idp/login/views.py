@@ -1,0 +1,113 @@
+"""The login page (统一用户登录), captcha images, logout."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, make_response, redirect, render_template, request, session, url_for
+from flask_babel import format_datetime
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from idp import signals
+from idp.accounts.names import login_name_key, normalise_login_name
+from idp.audit import client_address
+from idp.login import captcha, flow, handlers
+from idp.login.forms import LoginForm
+
+bp = Blueprint("login", __name__)
+
+TAB_NAMES = {"natural": _l("Natural-person login"), "legal": _l("Legal-entity login")}
+
+
+def safe_return_to(target: str | None) -> str | None:
+    """Only same-site paths: the login page must never become an open redirect."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target
+
+
+@bp.get("/")
+def index():
+    if session.get("account_id"):
+        return redirect(url_for("accounts.profile"))
+    return redirect(url_for("login.login"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    if request.method == "GET":
+        flow.start(safe_return_to(request.args.get("next")))
+        if request.args.get("type") in TAB_NAMES:
+            form.account_type.data = request.args["type"]
+        return _page(form)
+
+    if not form.validate():
+        return _page(form), 400
+    if captcha.enabled() and not captcha.passes("login", form.captcha.data):
+        form.error("captcha", _("The captcha is wrong or has expired. Please enter the new one."))
+        return _page(form), 400
+
+    name = normalise_login_name(form.login_name.data)
+    outcome = handlers.authenticate(
+        form.account_type.data, login_name_key(name), form.password.data, client_address() or "-"
+    )
+    if not outcome.ok:
+        return _page(form, outcome=outcome), 429 if outcome.reason == "address_throttled" else 401
+
+    next_step = flow.complete_step("password", outcome.account)
+    if next_step is not None:  # later issues: sms, totp, acting_for
+        return redirect(url_for(f"login.{next_step}"))
+    return redirect(flow.finish(outcome.account) or url_for("accounts.profile"))
+
+
+def _page(form: LoginForm, outcome: handlers.AuthOutcome | None = None):
+    message = _outcome_message(outcome) if outcome else None
+    return render_template(
+        "login/login.html", form=form, message=message,
+        reason=outcome.reason if outcome else None,
+    )
+
+
+def _outcome_message(outcome: handlers.AuthOutcome) -> str:
+    until = format_datetime(outcome.until, "yyyy-MM-dd HH:mm:ss") if outcome.until else ""
+    if outcome.reason == "account_locked":
+        return _("Too many wrong passwords: this account is locked until %(until)s.", until=until)
+    if outcome.reason == "address_throttled":
+        return _("Too many failed sign-ins from your network. Please try again after %(until)s.", until=until)
+    if outcome.reason == "wrong_account_type":
+        return _("This is a %(kind)s account. Please sign in on the “%(tab)s” tab.",
+                 kind=_("legal-entity") if outcome.correct_type == "legal" else _("natural-person"),
+                 tab=TAB_NAMES[outcome.correct_type])
+    if outcome.reason == "pending_review":
+        return _("Your registration is waiting for review. Please sign in once it has been approved.")
+    if outcome.reason == "account_disabled":
+        return _("This account has been disabled. Please call 010-88659000.")
+    return _("The login name or password is wrong.")
+
+
+@bp.get("/captcha/<purpose>.png")
+def captcha_image(purpose: str):
+    if purpose not in captcha.PURPOSES or not captcha.enabled():
+        return make_response("", 404)
+    response = make_response(captcha.new_image(purpose))
+    response.headers["Content-Type"] = "image/png"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    if request.method == "GET":
+        return render_template("login/logout.html")
+    if request.form.get("logout") != "yes":
+        return redirect(url_for("accounts.profile"))
+    login_name = session.get("login_name")
+    session.end()
+    if login_name:
+        signals.logged_out.send(current_app._get_current_object(), subject=login_name, actor=login_name)
+    return redirect(url_for("login.login"))

@@ -1,0 +1,5 @@
+"""The provider's persistent model, one module per aggregate."""
+
+from idp.models.accounts import Account  # noqa: F401
+from idp.models.audit import AuditEvent  # noqa: F401
+from idp.models.cases import ReviewCase  # noqa: F401

@@ -1,0 +1,93 @@
+"""Accounts of natural persons (自然人) and legal entities (法人, 单位用户)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idp.extensions import db
+from idp.models.types import Encrypted, UTCDateTime, utcnow
+
+NATURAL = "natural"
+LEGAL = "legal"
+ACCOUNT_TYPES = (NATURAL, LEGAL)
+
+ACTIVE = "active"
+PENDING_REVIEW = "pending_review"
+DISABLED = "disabled"
+
+# Personal data columns: encrypted at rest, and the attributes `idp pii rotate-key` rewrites.
+PERSONAL_FIELDS = (
+    "phone", "landline", "birth_date", "document_number", "email", "address",
+    "legal_rep_document_number",
+)
+
+
+class Account(db.Model):
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint("account_type in ('natural', 'legal')", name="ck_accounts_type"),
+        Index("ix_accounts_phone_index", "phone_index"),
+        Index("ix_accounts_document_index", "document_index"),
+        Index("ix_accounts_org_name", "org_name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Public, stable subject identifier for tokens; never the database id.
+    sub: Mapped[str] = mapped_column(String(36), unique=True, default=lambda: str(uuid.uuid4()))
+    account_type: Mapped[str] = mapped_column(String(10))
+    login_name: Mapped[str] = mapped_column(String(64))
+    # Case-folded NFKC form: one namespace across both account types, case-insensitive.
+    login_name_key: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default=ACTIVE)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    # Person: the natural person, or for a legal account its contact / authorised person.
+    name: Mapped[str | None] = mapped_column(String(100))
+    gender: Mapped[str | None] = mapped_column(String(10))
+    ethnicity: Mapped[str | None] = mapped_column(String(40))
+    job_title: Mapped[str | None] = mapped_column(String(100))
+    birth_date: Mapped[str | None] = mapped_column(Encrypted("accounts.birth_date"))
+    email: Mapped[str | None] = mapped_column(Encrypted("accounts.email"))
+    phone: Mapped[str | None] = mapped_column(Encrypted("accounts.phone"))  # 预留手机号
+    phone_index: Mapped[str | None] = mapped_column(String(64))
+    phone_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    landline: Mapped[str | None] = mapped_column(Encrypted("accounts.landline"))
+    identity_region: Mapped[str | None] = mapped_column(String(20))
+    document_type: Mapped[str | None] = mapped_column(String(40))
+    document_number: Mapped[str | None] = mapped_column(Encrypted("accounts.document_number"))
+    document_index: Mapped[str | None] = mapped_column(String(64))
+    document_valid_until: Mapped[str | None] = mapped_column(String(20))
+    address: Mapped[str | None] = mapped_column(Encrypted("accounts.address"))
+
+    # Unit (legal accounts only).
+    org_name: Mapped[str | None] = mapped_column(String(200))
+    # USCC for domestic units, home registration number for units outside the mainland.
+    uscc: Mapped[str | None] = mapped_column(String(40), unique=True)
+    org_kind: Mapped[str | None] = mapped_column(String(30))
+    org_region: Mapped[str | None] = mapped_column(String(20))
+    legal_rep_name: Mapped[str | None] = mapped_column(String(100))
+    legal_rep_document_type: Mapped[str | None] = mapped_column(String(40))
+    legal_rep_document_number: Mapped[str | None] = mapped_column(
+        Encrypted("accounts.legal_rep_document_number")
+    )
+    legal_rep_document_index: Mapped[str | None] = mapped_column(String(64))
+
+    # Real-name verification status (filled by the verification issue).
+    verification_status: Mapped[str] = mapped_column(String(20), default="unverified")
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def is_legal(self) -> bool:
+        return self.account_type == LEGAL
+
+    def __repr__(self) -> str:
+        return f"<Account {self.id} {self.account_type} {self.login_name!r}>"

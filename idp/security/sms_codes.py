@@ -1,0 +1,106 @@
+"""Six-digit SMS verification codes: valid five minutes, single use, resend after a minute,
+capped per phone per day and per client address per hour (no SMS bombing through us).
+
+Used by registration now and by password recovery later; ``purpose`` keeps the codes of one
+flow from being spent in another.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+
+from flask import current_app
+
+from idp import signals
+from idp.extensions import services
+from idp.security.ratelimit import Limit
+from idp.services.sms import SmsUnavailable
+
+DAY = 86400
+HOUR = 3600
+
+
+@dataclass(frozen=True)
+class SendResult:
+    sent: bool
+    reason: str | None = None  # resend_too_soon, phone_daily_cap, address_cap, sms_unavailable
+    retry_after: int = 0
+
+
+def _limits():
+    cfg = current_app.config
+    return (
+        Limit("sms_phone_day", cfg["SMS_MAX_PER_PHONE_PER_DAY"], DAY),
+        Limit("sms_address_hour", cfg["SMS_MAX_PER_ADDRESS_PER_HOUR"], HOUR),
+    )
+
+
+def _phone_key(phone: str) -> str:
+    return services().keyring.index(phone, "phone")
+
+
+def send_code(phone: str, purpose: str, address: str) -> SendResult:
+    cfg = current_app.config
+    store = services().store
+    ident = _phone_key(phone)
+    per_phone, per_address = _limits()
+    if per_address.exceeded(address):
+        result = SendResult(False, "address_cap", per_address.retry_after(address))
+    elif per_phone.exceeded(ident):
+        result = SendResult(False, "phone_daily_cap", per_phone.retry_after(ident))
+    elif not store.add(f"smsresend:{purpose}:{ident}", b"1", cfg["SMS_RESEND_SECONDS"]):
+        left = store.ttl(f"smsresend:{purpose}:{ident}") or 1
+        result = SendResult(False, "resend_too_soon", int(left) + 1)
+    else:
+        result = None
+    if result is not None:
+        signals.sms_code_refused.send(
+            current_app._get_current_object(), subject=phone_mask(phone), outcome="refused",
+            details={"reason": result.reason, "purpose": purpose},
+        )
+        return result
+
+    code = f"{secrets.randbelow(10**6):06d}"
+    minutes = cfg["SMS_CODE_TTL"] // 60
+    try:
+        message_id = services().sms.send(phone, "verification_code", {"code": code, "minutes": minutes})
+    except SmsUnavailable:
+        store.delete(f"smsresend:{purpose}:{ident}")
+        return SendResult(False, "sms_unavailable")
+    per_phone.hit(ident)
+    per_address.hit(address)
+    store.set(f"smscode:{purpose}:{ident}", json.dumps({"code": code}).encode(), cfg["SMS_CODE_TTL"])
+    store.delete(f"smsfail:{purpose}:{ident}")
+    signals.sms_code_sent.send(
+        current_app._get_current_object(), subject=phone_mask(phone),
+        details={"purpose": purpose, "message_id": message_id},
+    )
+    return SendResult(True, retry_after=cfg["SMS_RESEND_SECONDS"])
+
+
+def check_code(phone: str, purpose: str, code: str) -> str | None:
+    """None when the code is right (and it is then spent); else a reason code."""
+    store = services().store
+    ident = _phone_key(phone)
+    key = f"smscode:{purpose}:{ident}"
+    raw = store.get(key)
+    if raw is None:
+        return "sms_code_missing_or_expired"
+    expected = json.loads(raw)["code"]
+    if not hmac.compare_digest(expected.encode(), (code or "").strip().encode()):
+        failures = store.incr(f"smsfail:{purpose}:{ident}", current_app.config["SMS_CODE_TTL"])
+        if failures >= current_app.config["SMS_CODE_MAX_ATTEMPTS"]:
+            store.delete(key)
+        return "sms_code_wrong"
+    if store.pop(key) is None:  # spent by a concurrent request
+        return "sms_code_missing_or_expired"
+    return None
+
+
+def phone_mask(phone: str) -> str:
+    from idp.security.pii import mask_phone
+
+    return mask_phone(phone)

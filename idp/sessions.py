@@ -1,0 +1,80 @@
+"""Server-side sessions kept in the ephemeral store.
+
+The cookie carries only a random id, so ending a session (logout, an administrator, a
+back-channel logout later) really ends it, and renewing the id at login defeats fixation.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.datastructures import CallbackDict
+
+COOKIE_NAME = "idp_session"
+_KEY = "session:"
+
+
+class ServerSession(CallbackDict, SessionMixin):
+    def __init__(self, initial=None, sid: str | None = None, new: bool = False) -> None:
+        def on_update(self_):
+            self_.modified = True
+
+        super().__init__(initial, on_update)
+        self.sid = sid or secrets.token_urlsafe(32)
+        self.new = new
+        self.modified = False
+        self.previous_sid: str | None = None
+        self.ended = False
+
+    def regenerate(self) -> None:
+        """Give the session a new id (at login), keeping its contents."""
+        if self.previous_sid is None:
+            self.previous_sid = self.sid
+        self.sid = secrets.token_urlsafe(32)
+        self.modified = True
+
+    def end(self) -> None:
+        """Forget everything and drop the stored copy (logout)."""
+        self.clear()
+        self.ended = True
+        self.modified = True
+
+
+class StoreSessionInterface(SessionInterface):
+    def __init__(self, store, lifetime: int) -> None:
+        self.store = store
+        self.lifetime = lifetime
+
+    def open_session(self, app, request):
+        sid = request.cookies.get(COOKIE_NAME)
+        if sid and len(sid) < 100:
+            raw = self.store.get(_KEY + sid)
+            if raw is not None:
+                return ServerSession(json.loads(raw), sid=sid)
+        return ServerSession(new=True)
+
+    def save_session(self, app, session: ServerSession, response):
+        cookie = dict(
+            domain=self.get_cookie_domain(app),
+            path=self.get_cookie_path(app),
+            httponly=True,
+            secure=app.config["SECURE_COOKIES"],
+            samesite="Lax",
+        )
+        if session.previous_sid:
+            self.store.delete(_KEY + session.previous_sid)
+        if session.ended or (not session and not session.new):
+            self.store.delete(_KEY + session.sid)
+            response.delete_cookie(COOKIE_NAME, **cookie)
+            return
+        if not session:
+            return
+        # Every request refreshes the idle lifetime, so the store is written each time.
+        self.store.set(_KEY + session.sid, json.dumps(dict(session)).encode(), self.lifetime)
+        response.set_cookie(COOKIE_NAME, session.sid, max_age=self.lifetime, **cookie)
+        response.vary.add("Cookie")
+
+    def end_session(self, sid: str) -> None:
+        self.store.delete(_KEY + sid)

@@ -1,0 +1,159 @@
+"""Every setting of the provider, its default and why it exists.
+
+Precedence (INTERFACES.md): environment variable > the TOML file named by ``IDP_CONFIG`` >
+built-in default. The server and every ``idp`` command build their configuration here, so a
+command run with the same environment acts on the same database and store.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "on", "true", "yes"}
+
+
+def _on_off(value: Any) -> str:
+    text = "on" if value is True else "off" if value is False else str(value).strip().lower()
+    if text not in {"on", "off"}:
+        raise ValueError(f"expected 'on' or 'off', got {value!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    default: Any
+    doc: str
+    parse: Callable[[Any], Any] = str
+
+    @property
+    def env(self) -> str:
+        return self.key if self.key == "PORT" else f"IDP_{self.key}"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ENV", "development", "development or production; production refuses unsafe defaults"),
+    Setting("PORT", 5000, "port of `make run` / `idp serve`; also the default issuer's port", int),
+    Setting("BIND", "127.0.0.1", "address `idp serve` listens on"),
+    Setting("ISSUER", None, "issuer URL exactly as published; default http://127.0.0.1:$PORT"),
+    Setting("DATABASE_URL", None, "SQLAlchemy URL; default SQLite under instance/"),
+    Setting("REDIS_URL", "memory://", "ephemeral store; memory:// is in-process (one worker)"),
+    Setting("SECRET_KEY", None, "signs CSRF tokens; default generated once into instance/"),
+    Setting("INSTANCE_DIR", str(PROJECT_ROOT / "instance"), "generated keys, SQLite, SMS outbox"),
+    Setting("THEME_DIR", str(PROJECT_ROOT / "themes" / "default"), "templates, static, translations"),
+    Setting("DEFAULT_LOCALE", "zh_CN", "UI language when the user picked none"),
+    Setting("CAPTCHA", "on", "image captcha on the login page and before SMS sends", _on_off),
+    Setting("CAPTCHA_TTL", 300, "seconds an image captcha stays valid", int),
+    Setting("SMS_GATEWAY", "outbox", "outbox (JSON lines in instance/) or http"),
+    Setting("SMS_HTTP_URL", "", "URL of the SMS operator's HTTP interface"),
+    Setting("SMS_HTTP_SECRET", "", "shared HMAC secret of the SMS operator's interface"),
+    Setting("SMS_HTTP_TIMEOUT", 5.0, "seconds before an SMS send counts as unavailable", float),
+    Setting("SMS_CODE_TTL", 300, "seconds an SMS verification code stays valid", int),
+    Setting("SMS_RESEND_SECONDS", 60, "seconds before a new code may be sent to one phone", int),
+    Setting("SMS_MAX_PER_PHONE_PER_DAY", 10, "codes one phone may receive per day", int),
+    Setting("SMS_MAX_PER_ADDRESS_PER_HOUR", 20, "codes one client address may request per hour", int),
+    Setting("SMS_CODE_MAX_ATTEMPTS", 5, "wrong entries before a code is void", int),
+    Setting("LOGIN_MAX_FAILURES", 5, "failed passwords before an account is locked", int),
+    Setting("LOGIN_FAILURE_WINDOW", 900, "seconds over which failed passwords are counted", int),
+    Setting("LOGIN_LOCK_SECONDS", 900, "seconds an account stays locked", int),
+    Setting("LOGIN_MAX_FAILURES_PER_ADDRESS", 30, "failures one client address may make per window", int),
+    Setting("SESSION_LIFETIME", 28800, "seconds a sign-in session lives without activity", int),
+    Setting("REGISTRATION_REVIEW", False, "on: new accounts wait for staff review before login", _bool),
+    Setting("PII_KEYRING", None, "JSON keyring file of personal-data keys; default instance/"),
+    Setting("ARGON2_TIME_COST", 2, "argon2id iterations (OWASP: m=19 MiB, t=2, p=1)", int),
+    Setting("ARGON2_MEMORY_KIB", 19456, "argon2id memory in KiB", int),
+    Setting("ARGON2_PARALLELISM", 1, "argon2id lanes", int),
+    Setting("MAX_FORM_BYTES", 2 * 1024 * 1024, "largest request body accepted", int),
+    Setting("TRUSTED_PROXIES", 0, "reverse proxies in front whose X-Forwarded-For is trusted", int),
+    Setting("WORKERS", 0, "gunicorn workers for `idp serve`; 0 = 2 x cores + 1", int),
+)
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing, malformed or unsafe for the environment."""
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    with open(path, "rb") as handle:
+        data = tomllib.load(handle)
+    return {str(k).upper(): v for k, v in data.items()}
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Resolve every setting; ``overrides`` (tests) win over everything else."""
+    env = os.environ
+    from_file = _read_toml(env["IDP_CONFIG"]) if env.get("IDP_CONFIG") else {}
+    overrides = {k.upper(): v for k, v in (overrides or {}).items()}
+    resolved: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.key in overrides:
+            raw = overrides[setting.key]
+        elif setting.env in env:
+            raw = env[setting.env]
+        elif setting.key in from_file:
+            raw = from_file[setting.key]
+        else:
+            raw = setting.default
+        try:
+            resolved[setting.key] = None if raw is None else setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigurationError(f"{setting.env}: {exc}") from exc
+    for key, value in overrides.items():
+        resolved.setdefault(key, value)
+    _derive(resolved)
+    _check_production(resolved)
+    return resolved
+
+
+def _derive(cfg: dict[str, Any]) -> None:
+    instance = Path(cfg["INSTANCE_DIR"])
+    instance.mkdir(parents=True, exist_ok=True)
+    if not cfg["ISSUER"]:
+        cfg["ISSUER"] = f"http://127.0.0.1:{cfg['PORT']}"
+    cfg["ISSUER"] = cfg["ISSUER"].rstrip("/")
+    if not cfg["DATABASE_URL"]:
+        cfg["DATABASE_URL"] = f"sqlite:///{instance / 'idp.db'}"
+    if not cfg["PII_KEYRING"]:
+        cfg["PII_KEYRING"] = str(instance / "pii-keyring.json")
+    if not cfg["SECRET_KEY"]:
+        cfg["SECRET_KEY"] = _instance_secret(instance / "secret_key", cfg["ENV"])
+    cfg["SECURE_COOKIES"] = cfg["ISSUER"].startswith("https://") or cfg["ENV"] == "production"
+
+
+def _instance_secret(path: Path, env: str) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    if env == "production":
+        raise ConfigurationError("IDP_SECRET_KEY must be set in production")
+    value = secrets.token_urlsafe(48)
+    path.write_text(value)
+    path.chmod(0o600)
+    print(f"warning: generated a development secret key into {path}", file=sys.stderr)
+    return value
+
+
+def _check_production(cfg: dict[str, Any]) -> None:
+    if cfg["ENV"] not in {"development", "production"}:
+        raise ConfigurationError("IDP_ENV must be development or production")
+    if cfg["ENV"] != "production":
+        return
+    if cfg["CAPTCHA"] == "off":
+        raise ConfigurationError("IDP_CAPTCHA=off is refused when IDP_ENV=production")
+    if not cfg["ISSUER"].startswith("https://"):
+        raise ConfigurationError("the issuer must be https in production")
+    if cfg["DATABASE_URL"].startswith("sqlite"):
+        raise ConfigurationError("production needs IDP_DATABASE_URL (PostgreSQL)")
+    if cfg["SMS_GATEWAY"] == "outbox":
+        raise ConfigurationError("production needs IDP_SMS_GATEWAY=http")

@@ -1,0 +1,28 @@
+"""Domain events. Areas announce what happened; the audit log (and later SMS notices,
+back-channel logout) subscribe instead of being called inline.
+
+Every signal is sent with keyword arguments ``subject`` (login name or id), ``outcome``
+(success / failure / refused) and optional ``details`` (a JSON-able dict without secrets).
+"""
+
+from blinker import Namespace
+
+_events = Namespace()
+
+account_registered = _events.signal("account_registered")
+login_succeeded = _events.signal("login_succeeded")
+login_failed = _events.signal("login_failed")
+account_locked = _events.signal("account_locked")
+logged_out = _events.signal("logged_out")
+profile_updated = _events.signal("profile_updated")
+password_changed = _events.signal("password_changed")
+sms_code_sent = _events.signal("sms_code_sent")
+sms_code_refused = _events.signal("sms_code_refused")
+request_refused = _events.signal("request_refused")  # CSRF failures, oversized bodies …
+pii_key_rotated = _events.signal("pii_key_rotated")
+
+SECURITY_EVENTS = (
+    account_registered, login_succeeded, login_failed, account_locked, logged_out,
+    profile_updated, password_changed, sms_code_sent, sms_code_refused, request_refused,
+    pii_key_rotated,
+)

@@ -1,0 +1,156 @@
+"""Shared fixtures: a provider on the configured database and store, with an injectable clock.
+
+By default the embedded stack (SQLite file, in-process store). ``IDP_TEST_DATABASE_URL`` (a
+PostgreSQL URL) and ``IDP_TEST_REDIS_URL`` switch the whole suite to the real services; the
+schema is created by the Alembic migrations, as in production.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from idp import create_app
+from idp.clock import FrozenClock
+from idp.extensions import db, services
+
+TEST_DATABASE_URL = os.environ.get("IDP_TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL")
+PASSWORD = "Passw0rd!x"
+
+# Cheap argon2id: the parameters are configuration; tests need speed, not strength.
+CHEAP_ARGON2 = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_KIB": 1024, "ARGON2_PARALLELISM": 1}
+
+
+def _fresh_postgres(url: str) -> str:
+    """Recreate the test database so each run starts from the migrations."""
+    base, name = url.rsplit("/", 1)
+    engine = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def instance_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("instance")
+
+
+@pytest.fixture(scope="session")
+def database_url(instance_dir) -> str:
+    url = _fresh_postgres(TEST_DATABASE_URL) if TEST_DATABASE_URL else f"sqlite:///{instance_dir / 'test.db'}"
+    app = create_app({"INSTANCE_DIR": str(instance_dir), "DATABASE_URL": url, **CHEAP_ARGON2})
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture
+def settings(instance_dir, database_url) -> dict:
+    """Override per test with ``@pytest.mark.parametrize`` or by updating this dict."""
+    return {
+        "INSTANCE_DIR": str(instance_dir),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": TEST_REDIS_URL or "memory://",
+        "ISSUER": "http://localhost",
+        **CHEAP_ARGON2,
+    }
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def app(settings, clock):
+    app = create_app(settings, clock=clock)
+    app.config["TESTING"] = True
+    with app.app_context():
+        _empty_tables()
+        store = services().store
+        if hasattr(store, "redis"):
+            store.redis.flushdb()
+        outbox = Path(settings["INSTANCE_DIR"]) / "sms-outbox.jsonl"
+        outbox.unlink(missing_ok=True)
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _empty_tables() -> None:
+    for table in reversed(db.metadata.sorted_tables):
+        db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+# --- helpers shared by the tests -----------------------------------------------------------
+
+
+def session_data(app, client) -> dict:
+    cookie = client.get_cookie("idp_session")
+    if cookie is None:
+        return {}
+    raw = app.extensions["idp.services"].store.get("session:" + cookie.value)
+    return json.loads(raw) if raw else {}
+
+
+def solve_captcha(app, client, purpose: str = "login") -> str:
+    """Fetch a captcha image as a browser would and read its answer from the store."""
+    assert client.get(f"/captcha/{purpose}.png").status_code == 200
+    challenge = session_data(app, client)[f"captcha_{purpose}"]
+    return app.extensions["idp.services"].captcha.peek(challenge)
+
+
+def csrf_token(client, path: str) -> str:
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+        r'name="csrf_token" value="([^"]+)"', page
+    )
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def outbox_codes(app) -> list[str]:
+    path = Path(app.config["INSTANCE_DIR"]) / "sms-outbox.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line)["params"]["code"] for line in path.read_text().splitlines()]
+
+
+def login(app, client, login_name: str, password: str = PASSWORD, account_type: str = "natural",
+          captcha: str | None = None):
+    token = csrf_token(client, "/login")
+    answer = solve_captcha(app, client) if captcha is None else captcha
+    return client.post("/login", data={
+        "csrf_token": token, "account_type": account_type, "login_name": login_name,
+        "password": password, "captcha": answer,
+    })
+
+
+def make_account(account_type: str = "natural", login_name: str = "zhang_san", password: str = PASSWORD,
+                 **profile):
+    from idp.accounts.service import create_account
+
+    if account_type == "legal":
+        profile.setdefault("uscc", "91350100M000100Y43")
+        profile.setdefault("org_name", "福州示例有限公司")
+        profile.setdefault("org_region", "domestic")
+    profile.setdefault("name", "张三")
+    profile.setdefault("phone", "13800138000")
+    return create_account(account_type, login_name, password, **profile)
