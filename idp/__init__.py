@@ -53,7 +53,7 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg["TRUSTED_PROXIES"], x_proto=1, x_host=1)
 
     clock = clock or SystemClock()
-    store = create_store(cfg["REDIS_URL"], clock)
+    store = create_store(cfg["REDIS_URL"], clock, cfg["REDIS_PREFIX"])
     keyring = Keyring.load(cfg["PII_KEYRING"], create=cfg["ENV"] != "production")
     app.extensions["idp.services"] = Services(
         clock=clock,

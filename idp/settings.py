@@ -50,6 +50,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ISSUER", None, "issuer URL exactly as published; default http://127.0.0.1:$PORT"),
     Setting("DATABASE_URL", None, "SQLAlchemy URL; default SQLite under instance/"),
     Setting("REDIS_URL", "memory://", "ephemeral store; memory:// is in-process (one worker)"),
+    Setting("REDIS_PREFIX", "idp:", "prefix of every key this provider writes to Redis"),
     Setting("SECRET_KEY", None, "signs CSRF tokens; default generated once into instance/"),
     Setting("INSTANCE_DIR", str(PROJECT_ROOT / "instance"), "generated keys, SQLite, SMS outbox"),
     Setting("THEME_DIR", str(PROJECT_ROOT / "themes" / "default"), "templates, static, translations"),

@@ -187,6 +187,12 @@ class RedisStore:
     def delete(self, key: str) -> None:
         self.redis.delete(self._k(key))
 
+    def clear(self) -> None:
+        """Delete every key under this store's prefix (tests, and a reset of a test stack)."""
+        keys = list(self.redis.scan_iter(match=self.prefix + "*", count=1000))
+        if keys:
+            self.redis.delete(*keys)
+
     def incr(self, key: str, ttl: float) -> int:
         now = self.clock.time()
         return int(self._incr(keys=[self._k(key)], args=[now, now + ttl, self._real_ttl(ttl)]))
@@ -205,9 +211,9 @@ class RedisStore:
         return left if left > 0 else None
 
 
-def create_store(url: str, clock: SystemClock | None = None) -> EphemeralStore:
+def create_store(url: str, clock: SystemClock | None = None, prefix: str = "idp:") -> EphemeralStore:
     if url.startswith("memory://"):
         return MemoryStore(clock)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisStore(url, clock)
+        return RedisStore(url, clock, prefix)
     raise ValueError(f"unsupported IDP_REDIS_URL {url!r}")

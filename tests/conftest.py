@@ -28,8 +28,11 @@ CHEAP_ARGON2 = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_KIB": 1024, "ARGON2_PARALL
 
 
 def _fresh_postgres(url: str) -> str:
-    """Recreate the test database so each run starts from the migrations."""
+    """A new database per test run (named after the process, so parallel runs don't collide),
+    created by the migrations as in production."""
     base, name = url.rsplit("/", 1)
+    name = f"{name}_{os.getpid()}"
+    url = f"{base}/{name}"
     engine = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -43,8 +46,16 @@ def instance_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("instance")
 
 
+def _drop_postgres(url: str) -> None:
+    base, name = url.rsplit("/", 1)
+    engine = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
-def database_url(instance_dir) -> str:
+def database_url(instance_dir):
     url = _fresh_postgres(TEST_DATABASE_URL) if TEST_DATABASE_URL else f"sqlite:///{instance_dir / 'test.db'}"
     app = create_app({"INSTANCE_DIR": str(instance_dir), "DATABASE_URL": url, **CHEAP_ARGON2})
     with app.app_context():
@@ -52,7 +63,9 @@ def database_url(instance_dir) -> str:
 
         upgrade()
         db.engine.dispose()
-    return url
+    yield url
+    if TEST_DATABASE_URL:
+        _drop_postgres(url)
 
 
 @pytest.fixture
@@ -62,6 +75,7 @@ def settings(instance_dir, database_url) -> dict:
         "INSTANCE_DIR": str(instance_dir),
         "DATABASE_URL": database_url,
         "REDIS_URL": TEST_REDIS_URL or "memory://",
+        "REDIS_PREFIX": f"idp-test-{os.getpid()}:",
         "ISSUER": "http://localhost",
         **CHEAP_ARGON2,
     }
@@ -79,8 +93,8 @@ def app(settings, clock):
     with app.app_context():
         _empty_tables()
         store = services().store
-        if hasattr(store, "redis"):
-            store.redis.flushdb()
+        if hasattr(store, "clear"):
+            store.clear()
         outbox = Path(settings["INSTANCE_DIR"]) / "sms-outbox.jsonl"
         outbox.unlink(missing_ok=True)
         yield app
