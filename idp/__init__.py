@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, render_template, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -124,13 +125,13 @@ def _install_page_helpers(app: Flask) -> None:
 
 
 ERROR_MESSAGES = {
-    400: "The request could not be understood. Please go back and try again.",
-    403: "You are not allowed to open this page.",
-    404: "The page you asked for does not exist.",
-    405: "This page cannot be used that way.",
-    413: "What you sent is too large. Please shorten it and try again.",
-    429: "Too many attempts. Please wait a moment and try again.",
-    500: "Something went wrong on our side. Please try again later.",
+    400: _l("The request could not be understood. Please go back and try again."),
+    403: _l("You are not allowed to open this page."),
+    404: _l("The page you asked for does not exist."),
+    405: _l("This page cannot be used that way."),
+    413: _l("What you sent is too large. Please shorten it and try again."),
+    429: _l("Too many attempts. Please wait a moment and try again."),
+    500: _l("Something went wrong on our side. Please try again later."),
 }
 
 
@@ -154,13 +155,13 @@ def _install_error_pages(app: Flask) -> None:
             signals.request_refused.send(
                 app, subject=request.path, outcome="refused", details={"reason": "too_large"}
             )
-        return page(status, _(ERROR_MESSAGES.get(status, ERROR_MESSAGES[400])), f"http_{status}")
+        return page(status, ERROR_MESSAGES.get(status, ERROR_MESSAGES[400]), f"http_{status}")
 
     @app.errorhandler(Exception)
     def unexpected(error):
         app.logger.exception("unhandled error")
         db.session.rollback()
-        return page(500, _(ERROR_MESSAGES[500]), "server_error")
+        return page(500, ERROR_MESSAGES[500], "server_error")
 
 
 def _install_security_headers(app: Flask) -> None:

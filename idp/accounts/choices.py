@@ -8,7 +8,7 @@ GENDERS = [("male", _l("Male")), ("female", _l("Female"))]
 
 IDENTITY_REGIONS = [
     ("mainland", _l("Mainland of the People's Republic of China")),
-    ("hmt", _l("Hong Kong, Macao and Taiwan")),
+    ("hmt", _l("Hong Kong, Macao and Taiwan regions of the People's Republic of China")),
     ("other", _l("Other")),
 ]
 

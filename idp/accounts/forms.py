@@ -207,7 +207,7 @@ class LegalRegistrationForm(RegistrationBase, UnitCode):
     org_kind = SelectField(_l("Unit kind"), choices=choices.UNIT_KINDS, default="enterprise")
     org_region = SelectField(_l("Unit region"), choices=choices.UNIT_REGIONS, default="domestic")
     uscc = uscc_field()
-    name = person_name_field(_l("Contact person"))
+    name = person_name_field(_l("Authorised person"))
     phone = mobile_field(_l("Contact mobile phone (reserved phone)"))
     email = email_field(required=True)
 
