@@ -15,6 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from idp import audit, signals
 from idp.clock import SystemClock
 from idp.extensions import Services, babel, csrf, db, migrate
+from idp.http import IdpRequest
 from idp.security.passwords import PasswordHashing
 from idp.security.pii import Keyring
 from idp.services.captcha import create_captcha
@@ -36,6 +37,7 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
         static_folder=str(theme / "static"),
         instance_path=cfg["INSTANCE_DIR"],
     )
+    app.request_class = IdpRequest
     app.config.update(cfg)
     app.config.update(
         SQLALCHEMY_DATABASE_URI=cfg["DATABASE_URL"],

@@ -21,7 +21,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    return str(value).strip().lower() in {"1", "on", "true", "yes"}
+    text = str(value).strip().lower()
+    if text in {"1", "on", "true", "yes"}:
+        return True
+    if text in {"0", "off", "false", "no", ""}:
+        return False
+    raise ValueError(f"expected on/off, got {value!r}")
 
 
 def _on_off(value: Any) -> str:

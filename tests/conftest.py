@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+from flask import g, request_started
 from sqlalchemy import create_engine, text
 
 from idp import create_app
@@ -90,6 +91,14 @@ def clock() -> FrozenClock:
 def app(settings, clock):
     app = create_app(settings, clock=clock)
     app.config["TESTING"] = True
+
+    # The fixture holds one application context for the whole test so that tests can use
+    # the database directly; Flask then reuses it for test-client requests. A served request
+    # always starts with an empty ``g`` (CSRF token cache, current account, locale): so here.
+    def fresh_g(sender, **extra):
+        g._get_current_object().__dict__.clear()
+
+    request_started.connect(fresh_g, app)
     with app.app_context():
         _empty_tables()
         store = services().store

@@ -28,8 +28,15 @@ class PasswordHashing:
         return self.hasher.hash(password)
 
     def verify(self, stored: str | None, password: str) -> bool:
+        if not stored:
+            # Unknown login name or an account without a password: spend the same time, fail.
+            self._check(self._dummy, password)
+            return False
+        return self._check(stored, password)
+
+    def _check(self, stored: str, password: str) -> bool:
         try:
-            return self.hasher.verify(stored or self._dummy, password) and stored is not None
+            return self.hasher.verify(stored, password)
         except (VerificationError, InvalidHashError):
             return False
 

@@ -17,6 +17,7 @@ import os
 import secrets
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
@@ -105,7 +106,10 @@ class Keyring:
             raise KeyringError("undecryptable personal data (unknown key or format)") from exc
         if version != "v1":
             raise KeyringError("unknown ciphertext version")
-        return AESGCM(key).decrypt(raw[:12], raw[12:], context.encode()).decode()
+        try:
+            return AESGCM(key).decrypt(raw[:12], raw[12:], context.encode()).decode()
+        except InvalidTag as exc:
+            raise KeyringError("personal data failed authentication (tampered or moved)") from exc
 
     def key_id_of(self, token: str) -> str:
         return token.split(".", 2)[1]
