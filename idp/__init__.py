@@ -68,7 +68,7 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
         sms=create_sms_sender(cfg, clock),
         captcha=create_captcha(cfg, store),
     )
-    app.session_interface = StoreSessionInterface(store, cfg["SESSION_LIFETIME"])
+    app.session_interface = StoreSessionInterface(store, cfg["SESSION_LIFETIME"], clock)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))

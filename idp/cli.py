@@ -83,10 +83,10 @@ def demo_seed():
     """Create the demo accounts of both types (idempotent)."""
     from idp.demo import seed
 
-    created = seed()
-    for line in created:
+    lines = seed()
+    for line in lines:
         _log(line)
-    _emit({"seeded": len(created)})
+    _emit({"created": sum(line.startswith("created") for line in lines)})
 
 
 # --- personal data -----------------------------------------------------------------------

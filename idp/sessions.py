@@ -14,6 +14,11 @@ from werkzeug.datastructures import CallbackDict
 
 COOKIE_NAME = "idp_session"
 _KEY = "session:"
+# An unchanged session is written back (to slide its idle expiry) at most this often, so that
+# parallel requests of one page (stylesheet, script, captcha image) don't overwrite each
+# other's changes with stale copies, and so that most requests write nothing at all.
+_REFRESH_SECONDS = 60
+_STAMP = "_refreshed"
 
 
 class ServerSession(CallbackDict, SessionMixin):
@@ -43,9 +48,10 @@ class ServerSession(CallbackDict, SessionMixin):
 
 
 class StoreSessionInterface(SessionInterface):
-    def __init__(self, store, lifetime: int) -> None:
+    def __init__(self, store, lifetime: int, clock) -> None:
         self.store = store
         self.lifetime = lifetime
+        self.clock = clock
 
     def open_session(self, app, request):
         sid = request.cookies.get(COOKIE_NAME)
@@ -71,7 +77,10 @@ class StoreSessionInterface(SessionInterface):
             return
         if not session:
             return
-        # Every request refreshes the idle lifetime, so the store is written each time.
+        now = int(self.clock.time())
+        if not session.modified and now - session.get(_STAMP, 0) < _REFRESH_SECONDS:
+            return
+        dict.__setitem__(session, _STAMP, now)
         self.store.set(_KEY + session.sid, json.dumps(dict(session)).encode(), self.lifetime)
         response.set_cookie(COOKIE_NAME, session.sid, max_age=self.lifetime, **cookie)
         response.vary.add("Cookie")

@@ -158,7 +158,7 @@ def _check_production(cfg: dict[str, Any]) -> None:
     if cfg["CAPTCHA"] == "off":
         raise ConfigurationError("IDP_CAPTCHA=off is refused when IDP_ENV=production")
     if not cfg["ISSUER"].startswith("https://"):
-        raise ConfigurationError("the issuer must be https in production")
+        raise ConfigurationError("IDP_ISSUER must be an https URL in production")
     if cfg["DATABASE_URL"].startswith("sqlite"):
         raise ConfigurationError("production needs IDP_DATABASE_URL (PostgreSQL)")
     if cfg["SMS_GATEWAY"] == "outbox":

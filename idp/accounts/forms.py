@@ -6,6 +6,7 @@ import unicodedata
 
 from flask_babel import lazy_gettext as _l
 from wtforms import DateField, PasswordField, SelectField, StringField, ValidationError
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
 
 from idp.accounts import choices
@@ -13,6 +14,10 @@ from idp.accounts.names import is_valid_login_name, normalise_login_name
 from idp.forms import BaseForm
 from idp.security import identifiers
 from idp.security.passwords import password_problem
+
+
+def options(pairs) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 def nfkc(value):
@@ -147,11 +152,11 @@ class PersonIdentity:
 
 
 def identity_region_field():
-    return SelectField(_l("Identity region"), choices=choices.IDENTITY_REGIONS, default="mainland")
+    return SelectField(_l("Identity region"), choices=options(choices.IDENTITY_REGIONS), default="mainland")
 
 
 def document_type_field():
-    return SelectField(_l("Document type"), choices=choices.DOCUMENT_TYPES, default="resident_id")
+    return SelectField(_l("Document type"), choices=options(choices.DOCUMENT_TYPES), default="resident_id")
 
 
 def document_number_field(required: bool):
@@ -204,8 +209,8 @@ class NaturalRegistrationForm(RegistrationBase, PersonIdentity):
 
 class LegalRegistrationForm(RegistrationBase, UnitCode):
     org_name = org_name_field()
-    org_kind = SelectField(_l("Unit kind"), choices=choices.UNIT_KINDS, default="enterprise")
-    org_region = SelectField(_l("Unit region"), choices=choices.UNIT_REGIONS, default="domestic")
+    org_kind = SelectField(_l("Unit kind"), choices=options(choices.UNIT_KINDS), default="enterprise")
+    org_region = SelectField(_l("Unit region"), choices=options(choices.UNIT_REGIONS), default="domestic")
     uscc = uscc_field()
     name = person_name_field(_l("Authorised person"))
     phone = mobile_field(_l("Contact mobile phone (reserved phone)"))
@@ -237,8 +242,8 @@ class NaturalProfileForm(BaseForm, PersonIdentity, LandlineCheck):
     """修改个人信息. Personal-data fields start empty: leaving one empty keeps its value."""
 
     name = person_name_field()
-    gender = SelectField(_l("Gender"), choices=[("", "—"), *choices.GENDERS], validators=[Optional()])
-    ethnicity = SelectField(_l("Ethnicity"), choices=[("", "—"), *[(e, e) for e in choices.ETHNICITIES]],
+    gender = SelectField(_l("Gender"), choices=options([("", "—"), *choices.GENDERS]), validators=[Optional()])
+    ethnicity = SelectField(_l("Ethnicity"), choices=options([("", "—"), *[(e, e) for e in choices.ETHNICITIES]]),
                             validators=[Optional()])
     job_title = _optional_text(_l("Job title"), 50, "organization-title")
     birth_date = DateField(_l("Birth date"), validators=[Optional()], render_kw={"autocomplete": "bday"})
@@ -255,16 +260,16 @@ class LegalProfileForm(BaseForm, UnitCode, LandlineCheck):
     """修改法人信息: unit basic information, authorisation information, legal representative."""
 
     org_name = org_name_field()
-    org_kind = SelectField(_l("Unit kind"), choices=choices.UNIT_KINDS)
-    org_region = SelectField(_l("Unit region"), choices=choices.UNIT_REGIONS)
+    org_kind = SelectField(_l("Unit kind"), choices=options(choices.UNIT_KINDS))
+    org_region = SelectField(_l("Unit region"), choices=options(choices.UNIT_REGIONS))
     uscc = uscc_field()
     address = _optional_text(_l("Address"), 200, "street-address")
     landline = landline_field()
     name = person_name_field(_l("Authorised person"))
-    email = email_field(required=True)
+    email = email_field()
     legal_rep_name = _optional_text(_l("Legal representative"), 50)
     legal_rep_document_type = SelectField(_l("Legal representative's document type"),
-                                          choices=choices.DOCUMENT_TYPES, default="resident_id")
+                                          choices=options(choices.DOCUMENT_TYPES), default="resident_id")
     legal_rep_document_number = document_number_field(required=False)
 
     def validate_legal_rep_document_number(self, field):

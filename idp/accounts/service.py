@@ -126,7 +126,8 @@ _PROFILE_FIELDS = {
 }
 
 # Personal fields whose edit box starts empty: an empty submission keeps the stored value.
-KEEP_WHEN_EMPTY = {"document_number", "legal_rep_document_number", "birth_date", "address", "landline"}
+KEEP_WHEN_EMPTY = {"document_number", "legal_rep_document_number", "birth_date", "address", "landline",
+                   "email"}
 
 
 def _apply_profile(account: Account, profile: dict) -> list[str]:

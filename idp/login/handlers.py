@@ -61,7 +61,7 @@ def find_account(login_name_key: str) -> Account | None:
 
 
 def authenticate(account_type: str, login_name_key: str, password: str, address: str) -> AuthOutcome:
-    store, clock = services().store, services().clock
+    clock = services().clock
     per_address = _address_failures()
     if per_address.exceeded(address):
         until = datetime.fromtimestamp(clock.time() + per_address.retry_after(address), tz=timezone.utc)

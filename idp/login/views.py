@@ -66,6 +66,7 @@ def login():
 
 
 def _page(form: LoginForm, outcome: handlers.AuthOutcome | None = None):
+    form.captcha.data = ""  # the answer was spent; the page shows a new image
     message = _outcome_message(outcome) if outcome else None
     return render_template(
         "login/login.html", form=form, message=message,

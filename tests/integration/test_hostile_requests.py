@@ -8,7 +8,6 @@ import re
 from urllib.parse import quote
 
 import pytest
-from flask import g, request_started
 
 from idp import create_app
 from idp.extensions import db
@@ -17,18 +16,6 @@ from idp.models.audit import AuditEvent
 from idp.security.pii import Keyring, KeyringError
 from idp.settings import ConfigurationError, load_settings
 from tests.conftest import CHEAP_ARGON2, PASSWORD, csrf_token, login, make_account, session_data, solve_captcha
-
-
-@pytest.fixture(autouse=True)
-def fresh_g_per_request(app):
-    """Every request gets an empty ``g``, as a served request would (see test_login.py)."""
-
-    def clear(sender, **extra):
-        g._get_current_object().__dict__.clear()
-
-    request_started.connect(clear, app)
-    yield
-    request_started.disconnect(clear, app)
 
 
 def reason_of(response) -> str | None:

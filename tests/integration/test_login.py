@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-from flask import g, request_started
 
 from idp.extensions import db
 from idp.models.accounts import PENDING_REVIEW
@@ -23,24 +22,6 @@ WRONG = "Wr0ng!pass"
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def fresh_g_per_request(app):
-    """Give every request an empty ``g``, as a served request would have.
-
-    The conftest ``app`` fixture keeps one application context open for the whole test, and
-    Flask reuses it for each test-client request, so ``g`` (Flask-WTF's cached CSRF token,
-    the cached current account, Flask-Babel's locale) would otherwise leak from one request
-    (and one client) into the next.
-    """
-
-    def clear(sender, **extra):
-        g._get_current_object().__dict__.clear()
-
-    request_started.connect(clear, app)
-    yield
-    request_started.disconnect(clear, app)
 
 
 def reason_of(response) -> str | None:

@@ -1,4 +1,4 @@
-from tests.conftest import PASSWORD, login, make_account
+from tests.conftest import login, make_account
 
 
 def test_natural_person_signs_in_and_sees_masked_profile(app, client):
