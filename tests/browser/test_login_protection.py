@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import browser_session, login, screenshot
+from tests.browser.conftest import browser_session, captcha_answer, login, screenshot
 from tests.conftest import PASSWORD, make_account
 
 pytestmark = pytest.mark.browser
@@ -67,3 +67,23 @@ def test_after_a_failed_sign_in_the_captcha_box_is_empty_for_the_new_image(app, 
     # The answer typed for the old image is spent; a new image is shown, so the box must be
     # empty rather than hold the old answer the person has to delete first.
     expect(page.locator("#captcha")).to_have_value("")
+
+
+def test_clicking_the_captcha_image_shows_a_new_challenge_and_voids_the_old_one(app, page: Page):
+    page.goto("/login")
+    old = captcha_answer(app, page)
+    old_challenge = browser_session(app, page.context)["captcha_login"]
+    image = page.locator("img[src*='/captcha/login.png']")
+    with page.expect_response(lambda r: "/captcha/login.png" in r.url):
+        page.locator("button.captcha-img").click()
+    expect(image).to_have_attribute("src", re.compile(r"\?t=\d+"))
+    new_challenge = browser_session(app, page.context)["captcha_login"]
+    assert new_challenge != old_challenge
+    assert captcha_answer(app, page)  # the new challenge is live
+    make_account(login_name="li_si")
+    page.fill("#login_name", "li_si")
+    page.fill("#password", PASSWORD)
+    page.fill("#captcha", old)  # the answer to the replaced image
+    page.locator("form button[type=submit]").click()
+    expect(page.locator("#captcha-error")).to_be_visible()
+    assert "account_id" not in browser_session(app, page.context)
