@@ -38,6 +38,7 @@ PASSWORD_MESSAGES = {
     "password_too_simple": _l("The password must contain at least 3 of: upper case letters, "
                               "lower case letters, digits, special characters."),
     "password_equals_login_name": _l("The password must not be the same as the login name."),
+    "password_unchanged": _l("The new password must differ from the current one."),
 }
 
 DOCUMENT_MESSAGES = {
@@ -101,8 +102,9 @@ class PhoneChecks:
         field.data = normalised
 
 
-class RegistrationBase(BaseForm, PhoneChecks):
-    login_name = login_name_field()
+class NewPassword:
+    """A new password typed twice, checked against the policy (and the login name)."""
+
     password = PasswordField(
         _l("Password"),
         validators=[DataRequired(_l("Please enter a password."))],
@@ -116,6 +118,29 @@ class RegistrationBase(BaseForm, PhoneChecks):
                     EqualTo("password", _l("The two passwords do not match."))],
         render_kw={"autocomplete": "new-password", "maxlength": "128"},
     )
+
+    def policy_login_name(self) -> str:
+        return self.login_name.data or ""
+
+    def validate_password(self, field):
+        problem = password_problem(field.data or "", self.policy_login_name())
+        if problem:
+            raise ValidationError(PASSWORD_MESSAGES[problem])
+
+
+class NewPasswordForm(BaseForm, NewPassword):
+    """The required action after sign-in when the password must be changed."""
+
+    def __init__(self, login_name: str, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._login_name = login_name
+
+    def policy_login_name(self) -> str:
+        return self._login_name
+
+
+class RegistrationBase(BaseForm, NewPassword, PhoneChecks):
+    login_name = login_name_field()
     sms_code = StringField(
         _l("SMS verification code"),
         validators=[DataRequired(_l("Please enter the SMS verification code.")),
@@ -127,11 +152,6 @@ class RegistrationBase(BaseForm, PhoneChecks):
     def validate_login_name(self, field):
         if not is_valid_login_name(field.data or ""):
             raise ValidationError(_l("A login name has 4–64 letters, digits, Chinese characters or _ . @ -."))
-
-    def validate_password(self, field):
-        problem = password_problem(field.data or "", self.login_name.data or "")
-        if problem:
-            raise ValidationError(PASSWORD_MESSAGES[problem])
 
 
 class PersonIdentity:

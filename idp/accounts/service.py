@@ -168,3 +168,18 @@ def update_profile(account: Account, fields: dict) -> list[str]:
             details={"fields": sorted(changed)},
         )
     return changed
+
+
+def change_password(account: Account, new_password: str) -> None:
+    """Set a new password (required action, later the user centre and recovery)."""
+    problem = password_problem(new_password, account.login_name)
+    if problem:
+        raise FieldError("password", problem)
+    hashing = services().passwords
+    if account.password_hash and hashing.verify(account.password_hash, new_password):
+        raise FieldError("password", "password_unchanged")
+    account.password_hash = hashing.hash(new_password)
+    account.password_changed_at = services().clock.now()
+    account.must_change_password = False
+    db.session.commit()
+    signals.password_changed.send(current_app._get_current_object(), subject=account.login_name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import current_app, session
 
 from idp import signals
-from idp.extensions import services
+from idp.extensions import db, services
 from idp.models.accounts import Account
 
 FLOW_KEY = "login_flow"
@@ -47,8 +47,21 @@ def complete_step(step: str, account: Account) -> str | None:
 
 
 def required_actions(account: Account) -> list[str]:
-    """Actions to run after the steps; later issues add `update_password`, `verify_identity`."""
-    return []
+    """Actions the account must complete before the sign-in finishes (each a view of the
+    login blueprint); later issues add completing real-name data for systems that need it."""
+    actions = []
+    if account.must_change_password:
+        actions.append("update_password")
+    return actions
+
+
+def authenticated_account() -> Account | None:
+    """The account that has passed every step of this flow but is not signed in yet."""
+    state = session.get(FLOW_KEY) or {}
+    account = db.session.get(Account, state["account_id"]) if state.get("account_id") else None
+    if account is None or set(POLICY[account.account_type]) - set(state.get("done", [])):
+        return None
+    return account
 
 
 def finish(account: Account, method: str = "pwd") -> str:

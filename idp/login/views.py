@@ -13,6 +13,8 @@ from idp import signals
 from idp.accounts.names import login_name_key, normalise_login_name
 from idp.audit import client_address
 from idp.login import captcha, flow, handlers
+from idp.accounts.forms import PASSWORD_MESSAGES, NewPasswordForm
+from idp.accounts.service import FieldError, change_password
 from idp.login.forms import LoginForm
 
 bp = Blueprint("login", __name__)
@@ -62,7 +64,32 @@ def login():
     next_step = flow.complete_step("password", outcome.account)
     if next_step is not None:  # later issues: sms, totp, acting_for
         return redirect(url_for(f"login.{next_step}"))
-    return redirect(flow.finish(outcome.account) or url_for("accounts.profile"))
+    return _after_steps(outcome.account)
+
+
+def _after_steps(account):
+    actions = flow.required_actions(account)
+    if actions:
+        return redirect(url_for(f"login.{actions[0]}"))
+    return redirect(flow.finish(account) or url_for("accounts.profile"))
+
+
+@bp.route("/login/update-password", methods=["GET", "POST"])
+def update_password():
+    """Required action: the password must be changed before the sign-in completes."""
+    account = flow.authenticated_account()
+    if account is None:
+        return redirect(url_for("login.login"))
+    form = NewPasswordForm(account.login_name)
+    if request.method == "POST" and form.validate():
+        try:
+            change_password(account, form.password.data)
+        except FieldError as error:
+            form.error(error.field, PASSWORD_MESSAGES[error.reason])
+        else:
+            return _after_steps(account)
+    status = 400 if request.method == "POST" else 200
+    return render_template("login/update_password.html", form=form, account=account), status
 
 
 def _page(form: LoginForm, outcome: handlers.AuthOutcome | None = None):
