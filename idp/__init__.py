@@ -16,6 +16,7 @@ from idp import audit, signals
 from idp.clock import SystemClock
 from idp.extensions import Services, babel, csrf, db, migrate
 from idp.http import IdpRequest
+from idp.i18n import LOCALE_COOKIE, LOCALES, select_locale
 from idp.security.passwords import PasswordHashing
 from idp.security.pii import Keyring
 from idp.services.captcha import create_captcha
@@ -24,8 +25,6 @@ from idp.sessions import StoreSessionInterface
 from idp.settings import load_settings
 from idp.store import create_store
 
-LOCALES = ("zh_CN", "en")
-LOCALE_COOKIE = "idp_lang"
 
 
 def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | None = None) -> Flask:
@@ -73,14 +72,24 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     csrf.init_app(app)
-    babel.init_app(app, locale_selector=_select_locale)
+    babel.init_app(app, locale_selector=select_locale)
     audit.connect()
 
     from idp.accounts.views import bp as accounts_bp
     from idp.login.views import bp as login_bp
+    from idp.oauth import sessions as sso_sessions
+    from idp.oauth.server import create_server
+    from idp.oauth.center import bp as center_bp
+    from idp.oauth.views import bp as oauth_bp
+    from idp.portal.views import bp as portal_bp
 
+    app.extensions["idp.oauth_server"] = create_server(app)
+    sso_sessions.connect()
     app.register_blueprint(login_bp)
     app.register_blueprint(accounts_bp)
+    app.register_blueprint(oauth_bp)
+    app.register_blueprint(center_bp)
+    app.register_blueprint(portal_bp)
     if cfg["ENV"] == "development":
         from idp.dev import bp as dev_bp
 
@@ -97,15 +106,6 @@ def _engine_options(url: str) -> dict[str, Any]:
         # Concurrent registrations wait for the writer instead of failing at once.
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
-
-
-def _select_locale() -> str:
-    chosen = request.args.get("lang") or request.cookies.get(LOCALE_COOKIE)
-    if chosen in LOCALES:
-        return chosen
-    from flask import current_app
-
-    return current_app.config["DEFAULT_LOCALE"]
 
 
 def _install_page_helpers(app: Flask) -> None:

@@ -89,6 +89,135 @@ def demo_seed():
     _emit({"created": sum(line.startswith("created") for line in lines)})
 
 
+# --- clients -----------------------------------------------------------------------------
+
+@main.group()
+def clients():
+    """Business systems registered as OpenID Connect clients."""
+
+
+@clients.command("create")
+@click.option("--name", required=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--public", is_flag=True, help="no secret; PKCE (S256) required")
+@click.option("--grant-type", "grant_types", multiple=True,
+              type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]))
+@click.option("--scope", "scopes", multiple=True)
+@click.option("--account-type", "account_types", multiple=True, type=click.Choice(["natural", "legal"]))
+@click.option("--trusted", is_flag=True, help="first-party: no consent page")
+@click.option("--post-logout-redirect-uri", "post_logout_uris", multiple=True)
+@click.option("--backchannel-logout-uri")
+@click.option("--initiate-login-uri")
+@click.option("--auth-method", type=click.Choice(["client_secret_basic", "client_secret_post"]),
+              default="client_secret_basic")
+@click.option("--client-id", help="a chosen client id (default: random)")
+@click.option("--json", "as_json", is_flag=True, help="print {client_id, client_secret} as JSON")
+@with_appcontext
+def clients_create(name, redirect_uris, public, grant_types, scopes, account_types, trusted,
+                   post_logout_uris, backchannel_logout_uri, initiate_login_uri, auth_method,
+                   client_id, as_json):
+    """Register a client; its secret is printed once."""
+    from idp import clients as registry
+
+    spec = registry.ClientSpec(
+        name=name, client_id=client_id, redirect_uris=list(redirect_uris),
+        grant_types=list(grant_types) or ["authorization_code", "refresh_token"],
+        scopes=list(scopes) or ["openid"],
+        allowed_account_types=list(account_types) or ["natural", "legal"],
+        token_endpoint_auth_method="none" if public else auth_method, trusted=trusted,
+        post_logout_redirect_uris=list(post_logout_uris), backchannel_logout_uri=backchannel_logout_uri,
+        initiate_login_uri=initiate_login_uri,
+    )
+    try:
+        client, secret = registry.create(spec)
+    except registry.ClientError as error:
+        raise click.ClickException(f"{error.field}: {error.reason}") from None
+    _log(f"created client {client.name} ({client.client_id})")
+    result = {"client_id": client.client_id}
+    if secret:
+        result["client_secret"] = secret
+    if as_json:
+        _emit(result)
+    else:
+        for key, value in result.items():
+            click.echo(f"{key}: {value}")
+
+
+@clients.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def clients_import(files):
+    """Create or update clients from declaration files (clients/*.toml); prints new secrets."""
+    from idp import clients as registry
+
+    created = {}
+    for path in files:
+        try:
+            client, secret = registry.import_declaration(registry.load_declaration(path))
+        except registry.ClientError as error:
+            raise click.ClickException(f"{path}: {error.field}: {error.reason}") from None
+        _log(f"{path}: {client.client_id} ({client.name})")
+        if secret:
+            created[client.client_id] = secret
+    _emit({"client_secrets": created})
+
+
+@clients.command("rotate-secret")
+@click.argument("client_id")
+@with_appcontext
+def clients_rotate_secret(client_id):
+    """A new secret; the old one keeps working for IDP_CLIENT_SECRET_GRACE seconds."""
+    from idp import clients as registry
+
+    client = registry.find(client_id)
+    if client is None:
+        raise click.ClickException(f"no client {client_id}")
+    _emit({"client_id": client_id, "client_secret": registry.rotate_secret(client)})
+
+
+# --- signing keys ------------------------------------------------------------------------
+
+@main.group()
+def keys():
+    """Token signing keys."""
+
+
+@keys.command("rotate")
+@with_appcontext
+def keys_rotate():
+    """Publish new signing keys; old ones stay in the JWKS until their tokens expire."""
+    from idp import signals
+    from idp.oauth import keys as signing
+
+    new = signing.rotate()
+    signals.signing_key_rotated.send(current_app._get_current_object(), subject="jwks", actor="cli",
+                                     details={"kids": new})
+    _emit({"kids": new})
+
+
+# --- background jobs ---------------------------------------------------------------------
+
+@main.command("worker")
+@click.option("--once", is_flag=True, help="run the due jobs once and exit")
+@click.option("--interval", type=float, default=2.0)
+@with_appcontext
+def worker(once, interval):
+    """Run background jobs (back-channel logout retries …) from the durable queue."""
+    import time
+
+    from idp import jobs
+    from idp.oauth import backchannel  # noqa: F401  (registers its job handler)
+
+    while True:
+        ran = jobs.run_due()
+        if ran:
+            _log(f"ran {ran} job(s)")
+        if once:
+            _emit({"ran": ran})
+            return
+        time.sleep(interval)
+
+
 # --- personal data -----------------------------------------------------------------------
 
 @main.group()

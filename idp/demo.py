@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
+from flask import current_app
+
 from idp.accounts.names import login_name_key
+from idp.clients import import_declaration, load_declaration
 from idp.accounts.service import create_account
 from idp.login.handlers import find_account
 
@@ -21,8 +28,35 @@ DEMO_ACCOUNTS = [
 ]
 
 
-def seed() -> list[str]:
+CLIENTS_DIR = Path(__file__).resolve().parent.parent / "clients"
+# The demo relying party runs as these two systems on loopback (`make demo`).
+DEMO_SYSTEMS = {"gaoqi": 5001, "kexiaoqi": 5002}
+
+
+def demo_base_urls() -> dict[str, str]:
+    return {cid: f"http://127.0.0.1:{port}" for cid, port in DEMO_SYSTEMS.items()}
+
+
+def seed_clients() -> list[str]:
+    """Import every declaration under clients/; the demo systems point at loopback and their
+    secrets are kept in instance/demo-clients.json (mode 0600) for the demo relying party."""
+    secrets_file = Path(current_app.instance_path) / "demo-clients.json"
+    known = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
     done = []
+    for path in sorted(CLIENTS_DIR.glob("*.toml")):
+        spec = load_declaration(path, demo_base_urls())
+        client, secret = import_declaration(spec, known.get(spec.client_id))
+        if secret:
+            known[client.client_id] = secret
+        done.append(f"client: {client.client_id} ({client.name})")
+    fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(known, handle)
+    return done
+
+
+def seed() -> list[str]:
+    done = seed_clients()
     for spec in DEMO_ACCOUNTS:
         spec = dict(spec)
         login_name = spec.pop("login_name")

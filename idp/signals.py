@@ -20,9 +20,16 @@ sms_code_sent = _events.signal("sms_code_sent")
 sms_code_refused = _events.signal("sms_code_refused")
 request_refused = _events.signal("request_refused")  # CSRF failures, oversized bodies …
 pii_key_rotated = _events.signal("pii_key_rotated")
+token_revoked = _events.signal("token_revoked")
+consent_granted = _events.signal("consent_granted")
+consent_revoked = _events.signal("consent_revoked")
+client_changed = _events.signal("client_changed")
+session_ended = _events.signal("session_ended")  # SSO session ended (logout, user centre, RP)
+signing_key_rotated = _events.signal("signing_key_rotated")
 
 SECURITY_EVENTS = (
     account_registered, login_succeeded, login_failed, account_locked, logged_out,
     profile_updated, password_changed, sms_code_sent, sms_code_refused, request_refused,
-    pii_key_rotated,
+    pii_key_rotated, token_revoked, consent_granted, consent_revoked, client_changed,
+    session_ended, signing_key_rotated,
 )

@@ -9,6 +9,8 @@ so the authorization endpoint can start a flow and resume when it is complete.
 
 from __future__ import annotations
 
+import secrets
+
 from flask import current_app, session
 
 from idp import signals
@@ -65,19 +67,28 @@ def authenticated_account() -> Account | None:
 
 
 def finish(account: Account, method: str = "pwd") -> str:
-    """Sign the account in: renew the session id, remember who and when; return the target."""
+    """Sign the account in: renew the session id, remember who and when; return the target.
+
+    ``sid`` names this sign-in for single logout; ``fresh_login_for`` tells the page that
+    asked for the login (an authorization request with prompt=login or max_age) that it
+    happened for it, once.
+    """
     return_to = current().get("return_to")
     session.regenerate()
     session.clear()
+    sid = secrets.token_urlsafe(24)
     session.update(
         account_id=account.id,
         login_name=account.login_name,
         account_type=account.account_type,
         auth_time=int(services().clock.time()),
         amr=[method],
+        sid=sid,
+        fresh_login_for=return_to,
     )
     signals.login_succeeded.send(
-        current_app._get_current_object(), subject=account.login_name,
+        current_app._get_current_object(), subject=account.login_name, account=account, sid=sid,
+        session_key=session.sid,
         details={"account_type": account.account_type},
     )
     return return_to or ""

@@ -16,6 +16,7 @@ from idp.login import captcha, flow, handlers
 from idp.accounts.forms import PASSWORD_MESSAGES, NewPasswordForm
 from idp.accounts.service import FieldError, change_password
 from idp.login.forms import LoginForm
+from idp.security import identifiers
 
 bp = Blueprint("login", __name__)
 
@@ -32,6 +33,18 @@ def safe_return_to(target: str | None) -> str | None:
     return target
 
 
+def tab_for_hint(hint: str) -> str | None:
+    """OIDC login_hint picks the tab by the form of the name, never by looking the account
+    up (which would tell anyone which names exist): a USCC or a Torch "HJ_" unit login is a
+    unit's, anything else a person's."""
+    if not hint:
+        return None
+    upper = hint.upper()
+    if upper.startswith("HJ_") or identifiers.is_valid_uscc(upper):
+        return "legal"
+    return "natural"
+
+
 @bp.get("/")
 def index():
     if session.get("account_id"):
@@ -44,8 +57,12 @@ def login():
     form = LoginForm()
     if request.method == "GET":
         flow.start(safe_return_to(request.args.get("next")))
-        if request.args.get("type") in TAB_NAMES:
-            form.account_type.data = request.args["type"]
+        hint = normalise_login_name(request.args.get("login_hint"))[:64]
+        if hint:
+            form.login_name.data = hint
+        form.account_type.data = request.args.get("type") or tab_for_hint(hint)
+        if form.account_type.data not in TAB_NAMES:
+            form.account_type.data = "natural"
         return _page(form)
 
     if not form.validate():
@@ -134,8 +151,9 @@ def logout():
         return render_template("login/logout.html")
     if request.form.get("logout") != "yes":
         return redirect(url_for("accounts.profile"))
-    login_name = session.get("login_name")
+    login_name, sid = session.get("login_name"), session.get("sid")
     session.end()
     if login_name:
-        signals.logged_out.send(current_app._get_current_object(), subject=login_name, actor=login_name)
+        signals.logged_out.send(current_app._get_current_object(), subject=login_name, actor=login_name,
+                                sid=sid)
     return redirect(url_for("login.login"))

@@ -731,7 +731,7 @@ def test_the_whole_story_is_in_the_audit_log_in_order(app, client, clock):
     client.post("/logout", data={"csrf_token": csrf_token(client, "/logout"), "logout": "yes"})
     names = [e.event for e in events() if e.event != "account_registered"]
     assert names == ["login_failed"] * 4 + ["account_locked", "login_failed",
-                                            "login_succeeded", "logged_out"]
+                                            "login_succeeded", "logged_out", "session_ended"]
 
 
 # --- ?next= ------------------------------------------------------------------------------

@@ -1,0 +1,111 @@
+"""Signing keys: generated on first use, private part encrypted, rotated by `idp keys rotate`.
+
+Each algorithm (RS256, ES256) has one active key. A rotated key is retired but stays in the
+JWKS until every token it signed has expired (``publish_until``), so relying parties never
+meet a signature they cannot check.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+
+from flask import current_app
+from joserfc.jwk import ECKey, KeySet, RSAKey
+
+from idp.extensions import db, services
+from idp.models.oauth import SigningKey
+
+ALGORITHMS = ("RS256", "ES256")
+_CACHE_SECONDS = 30
+_cache: dict = {}
+_lock = threading.Lock()
+
+
+def _generate(alg: str):
+    if alg == "RS256":
+        return RSAKey.generate_key(2048, auto_kid=True, private=True)
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", auto_kid=True, private=True)
+    raise ValueError(f"unsupported signing algorithm {alg!r}")
+
+
+def _create(alg: str) -> SigningKey:
+    key = _generate(alg)
+    public = dict(key.as_dict(private=False), alg=alg, use="sig")
+    row = SigningKey(kid=key.kid, alg=alg, private_jwk=json.dumps(key.as_dict(private=True)),
+                     public_jwk=public, active=True)
+    db.session.add(row)
+    return row
+
+
+def ensure_keys() -> None:
+    """One active key per algorithm (first start)."""
+    active = {k.alg for k in db.session.execute(db.select(SigningKey).filter_by(active=True)).scalars()}
+    missing = [alg for alg in ALGORITHMS if alg not in active]
+    for alg in missing:
+        _create(alg)
+    if missing:
+        db.session.commit()
+        invalidate()
+
+
+def rotate(algs=ALGORITHMS) -> list[str]:
+    """Publish new keys; the old ones stay in the JWKS until their tokens have expired."""
+    cfg = current_app.config
+    now = services().clock.now()
+    lifetime = max(cfg["ACCESS_TOKEN_TTL"], cfg["ID_TOKEN_TTL"]) + 300
+    new = []
+    for alg in algs:
+        for old in db.session.execute(db.select(SigningKey).filter_by(alg=alg, active=True)).scalars():
+            old.active = False
+            old.retired_at = now
+            old.publish_until = now + timedelta(seconds=lifetime)
+        new.append(_create(alg).kid)
+    db.session.commit()
+    invalidate()
+    return new
+
+
+def invalidate() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def _load() -> dict:
+    with _lock:
+        if _cache and _cache["loaded"] > time.monotonic() - _CACHE_SECONDS and \
+                _cache["app"] is current_app._get_current_object():
+            return _cache
+    ensure_keys()
+    now = services().clock.now()
+    rows = db.session.execute(db.select(SigningKey).order_by(SigningKey.id)).scalars().all()
+    published = [r for r in rows if r.active or (r.publish_until and r.publish_until > now)]
+    private = {r.alg: r for r in rows if r.active}
+    data = {
+        "loaded": time.monotonic(),
+        "app": current_app._get_current_object(),
+        "jwks": {"keys": [r.public_jwk for r in published]},
+        "verify": KeySet.import_key_set({"keys": [r.public_jwk for r in published]}),
+        "signing": {alg: (r.kid, json.loads(r.private_jwk)) for alg, r in private.items()},
+    }
+    with _lock:
+        _cache.clear()
+        _cache.update(data)
+    return data
+
+
+def public_jwks() -> dict:
+    return _load()["jwks"]
+
+
+def verification_keys() -> KeySet:
+    return _load()["verify"]
+
+
+def signing_key(alg: str | None = None):
+    """(kid, private JWK dict) of the active key for ``alg`` (default: the configured one)."""
+    alg = alg or current_app.config["SIGNING_ALG"]
+    return _load()["signing"][alg]

@@ -1,0 +1,296 @@
+"""Authlib's authorization server, its grants and endpoints, wired to idp.oauth.storage.
+
+Grant classes hold policy only: which client authentication methods, PKCE rules (S256,
+required for public clients at the authorization endpoint already), rotation of refresh
+tokens. Access tokens are JWTs per RFC 9068 with a unique ``jti`` each.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oauth2.rfc9207 import IssuerParameter
+from authlib.oidc.core.grants import OpenIDCode
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from flask import current_app
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import import_key
+
+from idp.extensions import services
+from idp.oauth import keys, storage
+from idp.oauth.claims import id_token_claims
+
+SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+# -- tokens -----------------------------------------------------------------------------------
+
+def sign(claims: dict, alg: str | None = None, typ: str | None = None) -> str:
+    alg = alg or current_app.config["SIGNING_ALG"]
+    kid, private = keys.signing_key(alg)
+    header = {"alg": alg, "kid": kid, **({"typ": typ} if typ else {})}
+    return jwt.encode(header, claims, import_key(private), algorithms=[alg])
+
+
+def access_token(client, grant_type, user, scope) -> str:
+    """RFC 9068 JWT access token; ``jti`` is random so no two tokens are ever identical."""
+    now = int(services().clock.time())
+    claims = {
+        "iss": current_app.config["ISSUER"],
+        "sub": user.sub if user else client.get_client_id(),
+        "aud": client.get_client_id(),
+        "client_id": client.get_client_id(),
+        "iat": now,
+        "exp": now + current_app.config["ACCESS_TOKEN_TTL"],
+        "jti": secrets.token_urlsafe(16),
+        "scope": scope or "",
+    }
+    if user is not None:
+        claims["account_type"] = user.account_type
+        login = getattr(user, "_login", None) or {}
+        if login.get("sid"):
+            claims["sid"] = login["sid"]
+        if login.get("auth_time"):
+            claims["auth_time"] = login["auth_time"]
+    return sign(claims, typ="at+jwt")
+
+
+def verify_access_token(token: str) -> dict | None:
+    """The claims of a valid, unrevoked access token of this provider, else None."""
+    if not token or token.count(".") != 2 or len(token) > 8192:
+        return None
+    try:
+        decoded = jwt.decode(token, keys.verification_keys(), algorithms=list(keys.ALGORITHMS))
+    except (JoseError, ValueError, TypeError):
+        return None
+    if decoded.header.get("typ") != "at+jwt":
+        return None
+    claims = decoded.claims
+    now = services().clock.time()
+    if claims.get("iss") != current_app.config["ISSUER"] or not isinstance(claims.get("exp"), int):
+        return None
+    if claims["exp"] <= now or storage.access_jti_revoked(str(claims.get("jti"))):
+        return None
+    return claims
+
+
+def _expires_in(client, grant_type) -> int:
+    return current_app.config["ACCESS_TOKEN_TTL"]
+
+
+def _refresh_token(client, grant_type, user, scope) -> str:
+    return secrets.token_urlsafe(32)
+
+
+# -- grants -----------------------------------------------------------------------------------
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = [*SECRET_METHODS, "none"]
+
+    def save_authorization_code(self, code, request):
+        user = request.user
+        storage.save_code(code, request, user, getattr(user, "_login", {}) or {})
+
+    def query_authorization_code(self, code, client):
+        return storage.take_code(code, client)
+
+    def delete_authorization_code(self, authorization_code):
+        """Already spent atomically in ``query_authorization_code``."""
+
+    def authenticate_user(self, authorization_code):
+        account = storage.account_by_id(authorization_code.account_id)
+        if account is not None:
+            account._login = {"sid": authorization_code.sid, "auth_time": authorization_code.auth_time}
+        return account
+
+
+class PublicClientsUseS256(CodeChallenge):
+    """PKCE: S256 only; a public client without a challenge is refused at the authorization
+    endpoint (not only later at the token endpoint)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        data = grant.request.payload.data
+        if grant.request.client.is_public and not data.get("code_challenge"):
+            raise InvalidRequestError("Public clients must use PKCE with S256.", redirect_uri=redirect_uri)
+        if data.get("code_challenge") and data.get("code_challenge_method", "plain") != "S256":
+            raise InvalidRequestError("Only 'code_challenge_method=S256' is supported.",
+                                      redirect_uri=redirect_uri)
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def get_authorization_code_challenge(self, authorization_code):
+        return authorization_code.code_challenge
+
+    def get_authorization_code_challenge_method(self, authorization_code):
+        return authorization_code.code_challenge_method
+
+
+class IdpOpenIDCode(OpenIDCode):
+    """ID tokens (OIDC Core §3.1.3.6): signed with the client's or the default algorithm,
+    ``kid`` in the header, ``sid`` for back-channel logout, times from the provider's clock."""
+
+    def exists_nonce(self, nonce, request):
+        return storage.nonce_used(request.payload.client_id, nonce)
+
+    def get_client_algorithm(self, client):
+        return client.id_token_signed_response_alg or current_app.config["SIGNING_ALG"]
+
+    def resolve_client_private_key(self, client):
+        return import_key(keys.signing_key(self.get_client_algorithm(client))[1])
+
+    def get_encode_header(self, client):
+        alg = self.get_client_algorithm(client)
+        return {"alg": alg, "kid": keys.signing_key(alg)[0], "typ": "JWT"}
+
+    def get_client_claims(self, client):
+        now = int(services().clock.time())
+        return {
+            "iss": current_app.config["ISSUER"],
+            "aud": [client.get_client_id()],
+            "iat": now,
+            "exp": now + current_app.config["ID_TOKEN_TTL"],
+        }
+
+    def get_authorization_code_claims(self, authorization_code):
+        claims = super().get_authorization_code_claims(authorization_code)
+        if authorization_code.sid:
+            claims["sid"] = authorization_code.sid
+        return claims
+
+    def generate_user_info(self, user, scope):
+        # OIDC Core §5.4: with an access token issued, scope claims come from userinfo; the
+        # ID token says who and which kind of account (INTERFACES.md: account_type always).
+        return id_token_claims(user)
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = [*SECRET_METHODS, "none"]
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token):
+        return storage.find_refresh_token(refresh_token)
+
+    def authenticate_user(self, refresh_token):
+        account = storage.account_by_id(refresh_token.account_id)
+        if account is not None:
+            account._login = {"sid": refresh_token.sid, "auth_time": refresh_token.auth_time}
+        return account
+
+    def revoke_old_credential(self, refresh_token):
+        storage.rotate_refresh_token(refresh_token)
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = SECRET_METHODS
+
+
+# -- endpoints --------------------------------------------------------------------------------
+
+def _token_record(token: str, hint: str | None):
+    """An access token's claims or a refresh-token row (RFC 7662 / 7009 look-up)."""
+    if hint != "refresh_token":
+        claims = verify_access_token(token)
+        if claims is not None:
+            return claims
+    if hint != "access_token" or token.count(".") != 2:
+        row = storage.db.session.execute(
+            storage.db.select(storage.RefreshToken).filter_by(token_hash=storage.token_hash(token))
+        ).scalar_one_or_none()
+        return row
+    return None
+
+
+class Introspection(IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = SECRET_METHODS
+
+    def query_token(self, token, token_type_hint):
+        return _token_record(token, token_type_hint)
+
+    def introspect_token(self, token):
+        if isinstance(token, dict):
+            data = {k: token[k] for k in ("scope", "client_id", "sub", "exp", "iat", "iss", "jti",
+                                          "aud", "account_type", "sid", "auth_time") if k in token}
+            return {"active": True, "token_type": "Bearer", **data}
+        if token.revoked_at or token.rotated_at or token.is_expired():
+            return {"active": False}
+        account = storage.account_by_id(token.account_id)
+        return {
+            "active": True, "token_type": "refresh_token", "scope": token.scope,
+            "client_id": token.client_id, "sub": account.sub if account else None,
+            "exp": int(token.expires_at.timestamp()), "iss": current_app.config["ISSUER"],
+        }
+
+    def check_permission(self, token, client, request):
+        # Any authenticated client may introspect: resource servers are clients too.
+        return True
+
+
+class Revocation(RevocationEndpoint):
+    CLIENT_AUTH_METHODS = [*SECRET_METHODS, "none"]
+
+    def query_token(self, token, token_type_hint):
+        return _token_record(token, token_type_hint)
+
+    def revoke_token(self, token, request):
+        client_id = request.client.get_client_id()
+        if isinstance(token, dict):
+            if token.get("client_id") == client_id:
+                storage.revoke_access_jti(token["jti"], token["exp"] - services().clock.time())
+        elif token.client_id == client_id:
+            # RFC 7009 §2.1: revoking a refresh token also ends the access tokens of its grant.
+            storage.revoke_family(token.family_id)
+        from idp import signals
+
+        signals.token_revoked.send(current_app._get_current_object(), subject=client_id,
+                                   details={"reason": "revocation_endpoint"})
+
+
+class EndSession(EndSessionEndpoint):
+    """RP-initiated logout; ``end_session`` ends the SSO session (and so notifies the other
+    clients by back-channel logout)."""
+
+    def get_server_jwks(self):
+        return keys.verification_keys()
+
+    def _validate_id_token_hint(self, id_token_hint):
+        # RP-Initiated Logout §2: the OP MUST validate that it issued the ID token.
+        claims = super()._validate_id_token_hint(id_token_hint)
+        if claims.get("iss") != current_app.config["ISSUER"]:
+            raise InvalidRequestError("'id_token_hint' was not issued by this provider")
+        return claims
+
+    def end_session(self, end_session_request):
+        from idp.oauth.sessions import end_current_session
+
+        end_current_session(reason="rp_initiated")
+
+
+class Issuer(IssuerParameter):
+    def get_issuer(self):
+        return current_app.config["ISSUER"]
+
+
+def create_server(app) -> AuthorizationServer:
+    server = AuthorizationServer()
+    server.init_app(app, query_client=storage.query_client, save_token=storage.save_token)
+    server.register_token_generator(
+        "default", BearerTokenGenerator(access_token, _refresh_token, _expires_in)
+    )
+    server.register_grant(AuthorizationCodeGrant, [IdpOpenIDCode(require_nonce=False), PublicClientsUseS256()])
+    server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(Introspection)
+    server.register_endpoint(Revocation)
+    server.register_endpoint(EndSession)
+    server.register_extension(Issuer())
+    return server

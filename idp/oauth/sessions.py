@@ -1,0 +1,84 @@
+"""Single sign-on sessions: created at sign-in, joined by every client that gets a code,
+ended by logout (here or RP-initiated) or from the user centre — which notifies the clients
+by back-channel logout and ends their refresh tokens."""
+
+from __future__ import annotations
+
+from flask import current_app, request, session
+
+from idp import signals
+from idp.extensions import db, services
+from idp.models.oauth import SsoSession
+from idp.oauth import backchannel, storage
+
+
+def on_login(sender, account=None, sid=None, session_key=None, **_):
+    if account is None or sid is None:
+        return
+    db.session.add(SsoSession(
+        sid=sid, session_key=session_key, account_id=account.id, client_ids=[],
+        user_agent=(request.user_agent.string or "")[:300] if request else None,
+        client_address=request.remote_addr if request else None,
+    ))
+    db.session.commit()
+
+
+def on_logout(sender, sid=None, **_):
+    if sid:
+        end_sso_session(sid, reason="logout", from_browser=True)
+
+
+def connect() -> None:
+    signals.login_succeeded.connect(on_login)
+    signals.logged_out.connect(on_logout)
+
+
+def find(sid: str | None) -> SsoSession | None:
+    if not sid:
+        return None
+    return db.session.execute(db.select(SsoSession).filter_by(sid=sid)).scalar_one_or_none()
+
+
+def join(sid: str | None, client_id: str) -> None:
+    row = find(sid)
+    if row is not None and client_id not in row.client_ids:
+        row.client_ids = [*row.client_ids, client_id]
+        row.last_seen_at = services().clock.now()
+        db.session.commit()
+
+
+def active_sessions(account_id: int) -> list[SsoSession]:
+    return list(db.session.execute(
+        db.select(SsoSession).filter_by(account_id=account_id).where(SsoSession.ended_at.is_(None))
+        .order_by(SsoSession.created_at.desc())
+    ).scalars())
+
+
+def end_sso_session(sid: str, reason: str, from_browser: bool = False) -> bool:
+    row = find(sid)
+    if row is None or row.ended_at is not None:
+        return False
+    row.ended_at = services().clock.now()
+    db.session.commit()
+    if row.session_key and not from_browser:
+        current_app.session_interface.end_session(row.session_key)
+    storage.revoke_account_tokens(row.account_id, sid=sid)
+    account = storage.account_by_id(row.account_id)
+    signals.session_ended.send(current_app._get_current_object(),
+                               subject=account.login_name if account else row.account_id,
+                               details={"reason": reason, "clients": row.client_ids})
+    if account is not None:
+        backchannel.notify_clients(account, sid, row.client_ids)
+    return True
+
+
+def end_current_session(reason: str) -> None:
+    """End the browser's own session (RP-initiated logout)."""
+    sid = session.get("sid")
+    login_name = session.get("login_name")
+    session.end()
+    if sid:
+        end_sso_session(sid, reason=reason, from_browser=True)
+    if login_name:
+        signals.logged_out.send(current_app._get_current_object(), subject=login_name,
+                                actor=login_name, sid=None)

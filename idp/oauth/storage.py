@@ -1,0 +1,236 @@
+"""Every storage hook of the authorization server, in one module, so that grant classes hold
+only policy (ARCHITECTURE.md). Codes and refresh tokens are stored as SHA-256 hashes; access
+tokens are JWTs, revoked through a list in the ephemeral store that lives as long as they do.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import update
+
+from idp import signals
+from idp.extensions import db, services
+from idp.models.accounts import Account
+from idp.models.clients import Client
+from idp.models.oauth import AuthorizationCode, Consent, RefreshToken
+
+_REVOKED = "revoked_jti:"
+
+
+def token_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def unverified_claims(jwt_token: str) -> dict:
+    """Claims of a JWT this provider has just made itself (no security decision rests on it)."""
+    payload = jwt_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+def query_client(client_id: str | None) -> Client | None:
+    if not client_id or len(client_id) > 64:
+        return None
+    client = db.session.execute(db.select(Client).filter_by(client_id=client_id)).scalar_one_or_none()
+    return client if client is not None and client.enabled else None
+
+
+def account_by_id(account_id) -> Account | None:
+    return db.session.get(Account, account_id) if account_id else None
+
+
+def account_by_sub(sub: str | None) -> Account | None:
+    if not sub:
+        return None
+    return db.session.execute(db.select(Account).filter_by(sub=sub)).scalar_one_or_none()
+
+
+# -- authorization codes ----------------------------------------------------------------------
+
+def save_code(code: str, request, account: Account, login: dict) -> None:
+    data = request.payload.data
+    now = services().clock.now()
+    db.session.add(AuthorizationCode(
+        code_hash=token_hash(code),
+        client_id=request.client.get_client_id(),
+        account_id=account.id,
+        redirect_uri=request.payload.redirect_uri or request.client.get_default_redirect_uri(),
+        scope=request.scope or "",
+        nonce=data.get("nonce"),
+        auth_time=login.get("auth_time"),
+        acr=login.get("acr"),
+        amr=login.get("amr"),
+        sid=login.get("sid"),
+        code_challenge=data.get("code_challenge"),
+        code_challenge_method=data.get("code_challenge_method"),
+        expires_at=now + timedelta(seconds=current_app.config["CODE_TTL"]),
+    ))
+    db.session.commit()
+
+
+def take_code(code: str, client: Client) -> AuthorizationCode | None:
+    """Spend a code atomically. A code presented a second time revokes what it issued."""
+    row = db.session.execute(
+        db.select(AuthorizationCode).filter_by(code_hash=token_hash(code or ""))
+    ).scalar_one_or_none()
+    if row is None or row.client_id != client.get_client_id():
+        return None
+    now = services().clock.now()
+    spent = db.session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
+        .values(used_at=now)
+    ).rowcount
+    db.session.commit()
+    if not spent:
+        revoke_code_grant(row)
+        return None
+    if row.expires_at <= now:
+        return None
+    return row
+
+
+def revoke_code_grant(row: AuthorizationCode) -> None:
+    if row.issued_jti:
+        revoke_access_jti(row.issued_jti, current_app.config["ACCESS_TOKEN_TTL"])
+    if row.issued_family:
+        revoke_family(row.issued_family)
+    signals.token_revoked.send(current_app._get_current_object(), subject=row.client_id,
+                               outcome="success", details={"reason": "code_replayed"})
+
+
+def nonce_used(client_id: str, nonce: str) -> bool:
+    return db.session.execute(
+        db.select(AuthorizationCode.id).filter_by(client_id=client_id, nonce=nonce).limit(1)
+    ).first() is not None
+
+
+# -- tokens -----------------------------------------------------------------------------------
+
+def save_token(token: dict, request) -> None:
+    """Record what was issued: refresh tokens (a new family or the parent's), and on the code
+    the access token and family it produced, so a replayed code can revoke them."""
+    claims = unverified_claims(token["access_token"])
+    jti, exp = claims["jti"], claims["exp"]
+    code = getattr(request, "authorization_code", None)
+    parent = getattr(request, "refresh_token", None)
+    family = None
+    if token.get("refresh_token"):
+        family = parent.family_id if parent is not None else secrets.token_hex(16)
+        source = parent or code
+        db.session.add(RefreshToken(
+            token_hash=token_hash(token["refresh_token"]),
+            family_id=family,
+            client_id=request.client.get_client_id(),
+            account_id=request.user.id,
+            scope=token.get("scope", ""),
+            sid=getattr(source, "sid", None),
+            auth_time=getattr(source, "auth_time", None),
+            access_jti=jti,
+            access_expires_at=exp,
+            expires_at=services().clock.now() + timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"]),
+        ))
+    if isinstance(code, AuthorizationCode):
+        code.issued_jti = jti
+        code.issued_family = family
+    db.session.commit()
+
+
+def find_refresh_token(value: str) -> RefreshToken | None:
+    """A usable refresh token; presenting a rotated or revoked one revokes its family."""
+    row = db.session.execute(
+        db.select(RefreshToken).filter_by(token_hash=token_hash(value or ""))
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    if row.rotated_at is not None or row.revoked_at is not None:
+        revoke_family(row.family_id)
+        signals.token_revoked.send(current_app._get_current_object(), subject=row.client_id,
+                                   outcome="success", details={"reason": "refresh_token_replayed"})
+        return None
+    if row.is_expired():
+        return None
+    return row
+
+
+def rotate_refresh_token(row: RefreshToken) -> None:
+    """Mark used, atomically: of two concurrent uses only one may rotate."""
+    done = db.session.execute(
+        update(RefreshToken).where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None))
+        .values(rotated_at=services().clock.now())
+    ).rowcount
+    db.session.commit()
+    if not done:
+        revoke_family(row.family_id)
+
+
+def revoke_family(family_id: str) -> None:
+    now = services().clock.now()
+    rows = db.session.execute(db.select(RefreshToken).filter_by(family_id=family_id)).scalars().all()
+    for row in rows:
+        if row.revoked_at is None:
+            row.revoked_at = now
+        if row.access_jti and row.access_expires_at:
+            revoke_access_jti(row.access_jti, row.access_expires_at - services().clock.time())
+    db.session.commit()
+
+
+def revoke_access_jti(jti: str, ttl: float) -> None:
+    if ttl > 0:
+        services().store.set(_REVOKED + jti, b"1", ttl + 60)
+
+
+def access_jti_revoked(jti: str) -> bool:
+    return services().store.get(_REVOKED + jti) is not None
+
+
+def revoke_account_tokens(account_id: int, client_id: str | None = None, sid: str | None = None) -> None:
+    """End the refresh-token families of an account (for one client or one session)."""
+    query = db.select(RefreshToken.family_id).filter_by(account_id=account_id).where(
+        RefreshToken.revoked_at.is_(None))
+    if client_id:
+        query = query.filter_by(client_id=client_id)
+    if sid:
+        query = query.filter_by(sid=sid)
+    for family in set(db.session.execute(query).scalars()):
+        revoke_family(family)
+
+
+# -- consent ----------------------------------------------------------------------------------
+
+def consent_covers(account_id: int, client_id: str, scopes: list[str]) -> bool:
+    row = db.session.execute(
+        db.select(Consent).filter_by(account_id=account_id, client_id=client_id)
+    ).scalar_one_or_none()
+    return row is not None and set(scopes) <= set(row.scopes)
+
+
+def remember_consent(account_id: int, client_id: str, scopes: list[str]) -> None:
+    row = db.session.execute(
+        db.select(Consent).filter_by(account_id=account_id, client_id=client_id)
+    ).scalar_one_or_none()
+    if row is None:
+        db.session.add(Consent(account_id=account_id, client_id=client_id, scopes=sorted(set(scopes))))
+    else:
+        row.scopes = sorted(set(row.scopes) | set(scopes))
+        row.granted_at = services().clock.now()
+    db.session.commit()
+
+
+def revoke_consent(account_id: int, client_id: str) -> bool:
+    row = db.session.execute(
+        db.select(Consent).filter_by(account_id=account_id, client_id=client_id)
+    ).scalar_one_or_none()
+    if row is None:
+        return False
+    db.session.delete(row)
+    db.session.commit()
+    revoke_account_tokens(account_id, client_id=client_id)
+    return True

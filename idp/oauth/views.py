@@ -1,0 +1,357 @@
+"""The provider's HTTP endpoints: discovery, JWKS, authorization, token, userinfo,
+introspection, revocation, RP-initiated logout, and the consent page."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import scope_to_list
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from flask import (Blueprint, current_app, jsonify, make_response, redirect, render_template,
+                   request, session, url_for)
+from flask_babel import lazy_gettext as _l
+
+from idp import signals
+from idp.extensions import csrf, services
+from idp.i18n import ui_locales
+from idp.oauth import claims as claim_sets
+from idp.oauth import keys, sessions, storage
+from idp.oauth.server import verify_access_token
+
+bp = Blueprint("oauth", __name__)
+
+RESPONSE_MODES = ("query", "form_post")
+ACR_PASSWORD = "urn:cn:most:idp:acr:password"
+
+SCOPE_DESCRIPTIONS = {
+    "openid": _l("Know who you are (your account identifier and account type)"),
+    "profile": _l("Your login name, name, gender and birth date"),
+    "email": _l("Your e-mail address"),
+    "phone": _l("Your mobile phone number"),
+    "address": _l("Your address"),
+    "offline_access": _l("Keep access while you are away (refresh tokens)"),
+    "verification": _l("Your real-name verification status"),
+    "org": _l("Your unit: name, unified social credit code and kind"),
+    "delegation": _l("The units that authorised you to act for them"),
+}
+
+
+# -- discovery ------------------------------------------------------------------------------
+
+def _metadata() -> dict:
+    issuer = current_app.config["ISSUER"]
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": issuer + "/authorize",
+        "token_endpoint": issuer + "/token",
+        "userinfo_endpoint": issuer + "/userinfo",
+        "jwks_uri": issuer + "/jwks.json",
+        "introspection_endpoint": issuer + "/introspect",
+        "revocation_endpoint": issuer + "/revoke",
+        "end_session_endpoint": issuer + "/end-session",
+        "scopes_supported": claim_sets.SCOPES_SUPPORTED,
+        "claims_supported": claim_sets.CLAIMS_SUPPORTED,
+        "response_types_supported": ["code"],
+        "response_modes_supported": list(RESPONSE_MODES),
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(keys.ALGORITHMS),
+        "userinfo_signing_alg_values_supported": ["none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "acr_values_supported": [ACR_PASSWORD],
+        "ui_locales_supported": ["zh-CN", "en"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "frontchannel_logout_supported": False,
+    }
+
+
+@bp.get("/.well-known/openid-configuration")
+def discovery():
+    response = jsonify(_metadata())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.get("/jwks.json")
+def jwks():
+    response = jsonify(keys.public_jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+# -- authorization --------------------------------------------------------------------------
+
+def _server():
+    return current_app.extensions["idp.oauth_server"]
+
+
+def _logged_in_account():
+    from idp.accounts.views import current_account
+
+    account = current_account()
+    if account is None or account.status != "active":
+        return None
+    account._login = {"sid": session.get("sid"), "auth_time": session.get("auth_time"),
+                      "amr": session.get("amr"), "acr": ACR_PASSWORD}
+    return account
+
+
+def _response_mode() -> str:
+    return request.values.get("response_mode") or "query"
+
+
+def _deliver(redirect_uri: str, params: list[tuple[str, str]]):
+    """Send the authorization response by the requested mode (OAuth 2.0 Form Post Response
+    Mode for form_post), always with ``iss`` (RFC 9207)."""
+    if not any(k == "iss" for k, _ in params):
+        params = [*params, ("iss", current_app.config["ISSUER"])]
+    if _response_mode() == "form_post":
+        page = make_response(render_template("oauth/form_post.html", action=redirect_uri, params=params))
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(redirect_uri))
+        page.headers["Content-Security-Policy"] = (
+            f"default-src 'none'; script-src 'self'; style-src 'self'; form-action {origin}; "
+            "frame-ancestors 'none'; base-uri 'none'"
+        )
+        page.headers["Cache-Control"] = "no-store"
+        return page
+    separator = "&" if urlsplit(redirect_uri).query else "?"
+    return redirect(redirect_uri + separator + urlencode(params), 302)
+
+
+def _error(error: OAuth2Error):
+    """RFC 6749 §4.1.2.1: redirect only to a redirect URI validated for a known client;
+    otherwise an error page."""
+    redirect_uri = getattr(error, "redirect_uri", None)
+    if not redirect_uri:
+        body = render_template("oauth/error.html", error=error.error,
+                               description=error.description or ""), 400
+        return body
+    params = [("error", error.error)]
+    if error.description:
+        params.append(("error_description", error.description))
+    state = request.values.get("state")
+    if state is not None:
+        params.append(("state", state))
+    return _deliver(redirect_uri, params)
+
+
+def _repeated_parameter() -> str | None:
+    for key in request.args:
+        if len(request.args.getlist(key)) > 1:
+            return key
+    return None
+
+
+def _login_redirect(client, grant):
+    """To the login page, returning here afterwards; login_hint and ui_locales carried."""
+    args = {"next": request.full_path}
+    hint = request.values.get("login_hint")
+    if hint:
+        args["login_hint"] = hint[:64]
+    types = [t for t in ("natural", "legal") if client.allows_account_type(t)]
+    if len(types) == 1:
+        args["type"] = types[0]
+    locale = ui_locales()
+    if locale:
+        args["lang"] = locale
+    return redirect(url_for("login.login", **args))
+
+
+def _needs_fresh_login(account) -> bool:
+    """prompt=login, or max_age exceeded (OIDC Core §3.1.2.1), unless the login just done was
+    for this very request."""
+    prompts = (request.values.get("prompt") or "").split()
+    max_age = request.values.get("max_age")
+    stale = False
+    if max_age is not None:
+        try:
+            limit = int(max_age)
+        except ValueError:
+            raise InvalidRequestError("'max_age' must be a number of seconds") from None
+        stale = services().clock.time() - (session.get("auth_time") or 0) > limit
+    if not ("login" in prompts or stale):
+        return False
+    if session.get("fresh_login_for") == request.full_path:
+        return False
+    return True
+
+
+def _hint_mismatch(account) -> bool:
+    """id_token_hint names another user than the one signed in."""
+    hint = request.values.get("id_token_hint")
+    if not hint:
+        return False
+    from joserfc import jwt
+    from joserfc.errors import JoseError
+
+    try:
+        claims = jwt.decode(hint, keys.verification_keys(), algorithms=list(keys.ALGORITHMS)).claims
+    except (JoseError, ValueError, TypeError):
+        raise InvalidRequestError("'id_token_hint' is not a valid ID token of this provider") from None
+    if claims.get("iss") != current_app.config["ISSUER"]:
+        raise InvalidRequestError("'id_token_hint' was not issued by this provider")
+    return account is not None and claims.get("sub") != account.sub
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+def authorize():
+    repeated = _repeated_parameter()
+    account = _logged_in_account()
+    try:
+        grant = _server().get_consent_grant(end_user=account)
+        redirect_uri = grant.redirect_uri
+        if repeated:
+            raise InvalidRequestError(f"Repeated parameter '{repeated}'.", redirect_uri=redirect_uri)
+        if _response_mode() not in RESPONSE_MODES:
+            raise InvalidRequestError("Unsupported 'response_mode'.", redirect_uri=redirect_uri)
+        if "request" in request.values:
+            raise OAuth2Error(error="request_not_supported", redirect_uri=redirect_uri)
+        if "request_uri" in request.values:
+            raise OAuth2Error(error="request_uri_not_supported", redirect_uri=redirect_uri)
+        prompts = (request.values.get("prompt") or "").split()
+        try:
+            mismatch = _hint_mismatch(account)
+            fresh = account is not None and _needs_fresh_login(account)
+        except InvalidRequestError as error:
+            error.redirect_uri = redirect_uri
+            raise
+        if account is None or mismatch or fresh:
+            if "none" in prompts:
+                raise LoginRequiredError(redirect_uri=redirect_uri)
+            return _login_redirect(grant.client, grant)
+        client = grant.client
+        if not client.allows_account_type(account.account_type):
+            return render_template("oauth/account_type_refused.html", client=client,
+                                   account=account), 403
+        scopes = scope_to_list(grant.request.scope) or []
+        consented = client.trusted or (
+            "consent" not in prompts and storage.consent_covers(account.id, client.client_id, scopes))
+        if not consented:
+            if "none" in prompts:
+                raise ConsentRequiredError(redirect_uri=redirect_uri)
+            decision = request.form.get("consent") if request.method == "POST" else None
+            if decision is None:
+                return render_template("oauth/consent.html", client=client, account=account,
+                                       scopes=[(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in scopes])
+            if decision != "allow":
+                signals.consent_granted.send(current_app._get_current_object(), subject=account.login_name,
+                                             outcome="refused", details={"client_id": client.client_id})
+                return _error(OAuth2Error(error="access_denied", description="The user denied the request.",
+                                          redirect_uri=redirect_uri))
+            storage.remember_consent(account.id, client.client_id, scopes)
+            signals.consent_granted.send(current_app._get_current_object(), subject=account.login_name,
+                                         details={"client_id": client.client_id, "scopes": scopes})
+    except OAuth2Error as error:
+        return _error(error)
+    session.pop("fresh_login_for", None)
+    response = _server().create_authorization_response(grant=grant, grant_user=account)
+    sessions.join(session.get("sid"), grant.client.client_id)
+    location = response.headers.get("Location")
+    if location and _response_mode() == "form_post":
+        target = urlsplit(location)
+        base = target._replace(query="").geturl()
+        return _deliver(base, parse_qsl(target.query))
+    return response
+
+
+# -- token, userinfo, introspection, revocation ---------------------------------------------
+
+def _no_store(response):
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+@bp.post("/token")
+@csrf.exempt
+def token():
+    return _no_store(_server().create_token_response())
+
+
+@bp.post("/introspect")
+@csrf.exempt
+def introspect():
+    return _no_store(_server().create_endpoint_response("introspection"))
+
+
+@bp.post("/revoke")
+@csrf.exempt
+def revoke():
+    return _no_store(_server().create_endpoint_response("revocation"))
+
+
+def _bearer_error(error: str, description: str, status: int = 401):
+    response = jsonify(error=error, error_description=description)
+    response.status_code = status
+    challenge = f'Bearer realm="{current_app.config["ISSUER"]}", error="{error}", error_description="{description}"'
+    response.headers["WWW-Authenticate"] = challenge
+    return _no_store(response)
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+@csrf.exempt
+def userinfo():
+    """OIDC Core §5.3; the token in the Authorization header or, for POST, the form body
+    (RFC 6750 §2.2) — never both."""
+    header = request.headers.get("Authorization", "")
+    body_token = request.form.get("access_token") if request.method == "POST" else None
+    if header and body_token:
+        return _bearer_error("invalid_request", "Use one way of sending the token.", 400)
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return _bearer_error("invalid_token", "Malformed Authorization header.")
+        value = value.strip()
+    elif body_token:
+        value = body_token
+    else:
+        response = jsonify(error="invalid_request", error_description="No access token.")
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = f'Bearer realm="{current_app.config["ISSUER"]}"'
+        return _no_store(response)
+    token_claims = verify_access_token(value)
+    if token_claims is None:
+        return _bearer_error("invalid_token", "The access token is invalid, expired or revoked.")
+    account = storage.account_by_sub(token_claims.get("sub"))
+    if account is None or "openid" not in scope_to_list(token_claims.get("scope") or ""):
+        return _bearer_error("insufficient_scope", "The token does not grant access to user info.", 403)
+    return _no_store(jsonify(dict(claim_sets.user_claims(account, token_claims.get("scope", "")))))
+
+
+# -- RP-initiated logout --------------------------------------------------------------------
+
+@bp.route("/end-session", methods=["GET", "POST"])
+def end_session():
+    try:
+        req = _server().validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        return render_template("oauth/error.html", error=error.error,
+                               description=error.description or ""), 400
+    signed_in = bool(session.get("account_id"))
+    if request.method == "GET" and (req.needs_confirmation or not signed_in) and signed_in:
+        return render_template("login/logout.html", client=req.client,
+                               action=url_for("oauth.end_session", **request.args))
+    if request.method == "POST":
+        csrf.protect()
+        if request.form.get("logout") != "yes":
+            return redirect(url_for("accounts.profile"))
+    if signed_in:
+        response = _server().create_endpoint_response("end_session", req)
+    else:
+        response = None
+    if response is None and req.redirect_uri:
+        return redirect(req.redirect_uri)
+    return response or render_template("oauth/logged_out.html", client=req.client)
