@@ -155,7 +155,7 @@ def _repeated_parameter() -> str | None:
     return None
 
 
-def _login_redirect(client, grant):
+def _login_redirect(client):
     """To the login page, returning here afterwards; login_hint and ui_locales carried."""
     args = {"next": request.full_path}
     hint = request.values.get("login_hint")
@@ -231,7 +231,7 @@ def authorize():
         if account is None or mismatch or fresh:
             if "none" in prompts:
                 raise LoginRequiredError(redirect_uri=redirect_uri)
-            return _login_redirect(grant.client, grant)
+            return _login_redirect(grant.client)
         client = grant.client
         if not client.allows_account_type(account.account_type):
             return render_template("oauth/account_type_refused.html", client=client,
@@ -335,23 +335,22 @@ def userinfo():
 
 @bp.route("/end-session", methods=["GET", "POST"])
 def end_session():
+    """OpenID Connect RP-Initiated Logout 1.0. With a valid id_token_hint the logout happens at
+    once; without one the user confirms (button ``logout=yes``) — §6: a hint-less request
+    could be a forged one."""
     try:
         req = _server().validate_endpoint_request("end_session")
     except OAuth2Error as error:
         return render_template("oauth/error.html", error=error.error,
                                description=error.description or ""), 400
-    signed_in = bool(session.get("account_id"))
-    if request.method == "GET" and (req.needs_confirmation or not signed_in) and signed_in:
-        return render_template("login/logout.html", client=req.client,
-                               action=url_for("oauth.end_session", **request.args))
+    if not session.get("account_id"):
+        return redirect(req.redirect_uri) if req.redirect_uri else \
+            render_template("oauth/logged_out.html", client=req.client)
     if request.method == "POST":
         csrf.protect()
         if request.form.get("logout") != "yes":
             return redirect(url_for("accounts.profile"))
-    if signed_in:
-        response = _server().create_endpoint_response("end_session", req)
-    else:
-        response = None
-    if response is None and req.redirect_uri:
-        return redirect(req.redirect_uri)
+    elif req.needs_confirmation:
+        return render_template("login/logout.html", client=req.client, action=request.full_path)
+    response = _server().create_endpoint_response("end_session", req)
     return response or render_template("oauth/logged_out.html", client=req.client)
