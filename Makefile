@@ -25,6 +25,32 @@ run: $(VENV)/.installed translations
 	$(BIN)/idp demo seed
 	$(BIN)/idp serve
 
+# The provider plus two business systems signing in through it (clients/demo_rp, docs/demo.md).
+# Ctrl-C stops all three, and so does any one of them stopping. Background jobs ignore SIGINT,
+# so the trap stops the demo systems; the provider has Ctrl-C from the terminal already (a
+# second signal while gunicorn stops can hang its worker), so it gets TERM only if still running.
+DEMO_ISSUER = $(or $(IDP_ISSUER),http://127.0.0.1:$(PORT))
+demo: $(VENV)/.installed translations
+	$(BIN)/idp db upgrade
+	$(BIN)/idp demo seed
+	@stop() { \
+	  trap - INT TERM EXIT; kill $$systems 2>/dev/null; \
+	  if [ "$$1" = int ]; then for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 $$idp 2>/dev/null || break; sleep 0.5; done; fi; \
+	  kill $$idp 2>/dev/null; wait; \
+	}; \
+	trap 'stop int; exit 130' INT; trap 'stop; exit 143' TERM; trap stop EXIT; \
+	$(BIN)/idp serve & idp=$$!; \
+	DEMO_SYSTEM=gaoqi DEMO_PORT=5001 IDP_ISSUER=$(DEMO_ISSUER) $(BIN)/python -m clients.demo_rp & systems=$$!; \
+	DEMO_SYSTEM=kexiaoqi DEMO_PORT=5002 IDP_ISSUER=$(DEMO_ISSUER) $(BIN)/python -m clients.demo_rp & systems="$$systems $$!"; \
+	sleep 2; \
+	echo; \
+	echo "  统一用户登录       $(DEMO_ISSUER)/"; \
+	echo "  高新技术企业认定   http://127.0.0.1:5001/"; \
+	echo "  科技型中小企业评价 http://127.0.0.1:5002/"; \
+	echo "  demo_unit / Demo@2026pass (法人登录) — Ctrl-C stops all three"; \
+	echo; \
+	while kill -0 $$idp $$systems 2>/dev/null; do sleep 1; done
+
 # Debian chromium (Playwright drives it; no browser download) and CJK fonts for the browser tests.
 browser-deps:
 	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then \
@@ -34,6 +60,13 @@ browser-deps:
 
 test: $(VENV)/.installed translations browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The benchmark (bench/README.md): our provider on `idp serve` (gunicorn, PostgreSQL, Redis) and
+# node-oidc-provider side by side on loopback; results in bench/results/, docs/bench.png, README.
+BENCH_ARGS ?=
+bench: $(VENV)/.installed translations
+	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis

@@ -76,6 +76,9 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
     audit.connect()
 
     from idp.accounts.views import bp as accounts_bp
+    from idp.admin.views import bp as admin_bp
+    from idp.admin.clients import bp as admin_clients_bp
+    from idp.oauth import registration
     from idp.login.views import bp as login_bp
     from idp.oauth import sessions as sso_sessions
     from idp.oauth.server import create_server
@@ -90,6 +93,18 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
     app.register_blueprint(oauth_bp)
     app.register_blueprint(center_bp)
     app.register_blueprint(portal_bp)
+    app.register_blueprint(admin_bp)
+    from idp.admin.audit import bp as admin_audit_bp
+    from idp.admin.users import bp as admin_users_bp
+    app.register_blueprint(admin_users_bp)
+    app.register_blueprint(admin_audit_bp)
+    app.register_blueprint(admin_clients_bp)
+    app.register_blueprint(registration.create_blueprint(app))
+    from idp.admin.cases import bp as admin_cases_bp
+    from idp.admin.staff_views import bp as admin_staff_bp
+
+    app.register_blueprint(admin_cases_bp)
+    app.register_blueprint(admin_staff_bp)
     if cfg["ENV"] == "development":
         from idp.dev import bp as dev_bp
 
@@ -169,7 +184,7 @@ def _install_error_pages(app: Flask) -> None:
 def _install_security_headers(app: Flask) -> None:
     csp = (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
     )
     production = app.config["ENV"] == "production"
 

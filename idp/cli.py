@@ -218,6 +218,32 @@ def worker(once, interval):
         time.sleep(interval)
 
 
+# --- staff -------------------------------------------------------------------------------
+
+@main.group()
+def admin():
+    """Staff accounts of the console."""
+
+
+@admin.command("create")
+@click.option("--login", "login_name", required=True)
+@click.option("--role", type=click.Choice(["superadmin", "client_manager", "reviewer", "support"]),
+              required=True)
+@click.option("--name")
+@with_appcontext
+def admin_create(login_name, role, name):
+    """Create a staff account; prints its one-time enrolment URL (last line)."""
+    from idp.admin import staff as staff_service
+
+    try:
+        staff, token = staff_service.create(login_name, role, name=name, created_by="cli")
+    except staff_service.StaffError as error:
+        raise click.ClickException(error.reason) from None
+    _log(f"created {role} {staff.login}; the enrolment link is valid for "
+         f"{current_app.config['STAFF_ENROLMENT_TTL'] // 3600} h and works once")
+    click.echo(staff_service.enrolment_url(token))
+
+
 # --- personal data -----------------------------------------------------------------------
 
 @main.group()

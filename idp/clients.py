@@ -7,19 +7,27 @@ hold secrets (a deployment supplies them through the environment or prints new o
 
 from __future__ import annotations
 
+import hmac
+import io
+import os
+import re
 import secrets
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from datetime import timedelta
 from ipaddress import ip_address
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import current_app
+from PIL import Image
+from sqlalchemy import update as sql_update
 
 from idp import signals
 from idp.extensions import db, services
 from idp.models.clients import Client, hash_secret
+from idp.models.staff import InitialAccessToken
 from idp.oauth.claims import SCOPES_SUPPORTED
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -114,7 +122,7 @@ def find(client_id: str) -> Client | None:
     return db.session.execute(db.select(Client).filter_by(client_id=client_id)).scalar_one_or_none()
 
 
-def create(spec: ClientSpec, secret: str | None = None) -> tuple[Client, str | None]:
+def create(spec: ClientSpec, secret: str | None = None, actor: str | None = None) -> tuple[Client, str | None]:
     """A new client and its secret in clear (None for public clients): shown once."""
     spec = validate(spec)
     if db.session.execute(db.select(Client.id).filter_by(name=spec.name)).first():
@@ -131,24 +139,24 @@ def create(spec: ClientSpec, secret: str | None = None) -> tuple[Client, str | N
         secret = None
     db.session.add(client)
     db.session.commit()
-    signals.client_changed.send(current_app._get_current_object(), subject=client.client_id,
+    signals.client_changed.send(current_app._get_current_object(), subject=client.client_id, actor=actor,
                                 details={"action": "created", "name": client.name})
     return client, secret
 
 
-def update(client: Client, spec: ClientSpec) -> Client:
+def update(client: Client, spec: ClientSpec, actor: str | None = None) -> Client:
     spec = validate(spec)
     clash = db.session.execute(db.select(Client.id).filter_by(name=spec.name)).scalar()
     if clash is not None and clash != client.id:
         raise ClientError("name", "duplicate_name")
     _apply(client, spec)
     db.session.commit()
-    signals.client_changed.send(current_app._get_current_object(), subject=client.client_id,
+    signals.client_changed.send(current_app._get_current_object(), subject=client.client_id, actor=actor,
                                 details={"action": "updated"})
     return client
 
 
-def rotate_secret(client: Client) -> str:
+def rotate_secret(client: Client, actor: str | None = None) -> str:
     """A new secret; the old one keeps working for the configured grace period."""
     secret = secrets.token_urlsafe(32)
     client.previous_secret_hash = client.secret_hash
@@ -156,7 +164,7 @@ def rotate_secret(client: Client) -> str:
         seconds=current_app.config["CLIENT_SECRET_GRACE"])
     client.secret_hash = hash_secret(secret)
     db.session.commit()
-    signals.client_changed.send(current_app._get_current_object(), subject=client.client_id,
+    signals.client_changed.send(current_app._get_current_object(), subject=client.client_id, actor=actor,
                                 details={"action": "secret_rotated"})
     return secret
 
@@ -197,3 +205,331 @@ def catalogue(account_type: str) -> list[Client]:
     """服务事项 — 按用户: the systems serving this kind of user that can be entered from here."""
     rows = db.session.execute(db.select(Client).filter_by(enabled=True).order_by(Client.id)).scalars()
     return [c for c in rows if account_type in c.allowed_account_types and c.initiate_login_uri]
+
+
+# -- the staff console ------------------------------------------------------------------------
+# Reason codes added here (ClientError.reason): logo_too_large, logo_not_an_image,
+# logo_too_many_pixels, public_client_has_no_secret, invalid_validity_days, invalid_max_uses,
+# description_too_long, unsupported_alg, auth_method_change_not_allowed,
+# invalid_initial_access_token.
+
+LOGO_MAX_BYTES = 1024 * 1024
+LOGO_MAX_PIXELS = 4096 * 4096  # decompression bombs: refused before any pixel is decoded
+LOGO_MAX_SIDE = 256
+LOGO_FORMATS = ("PNG", "JPEG", "GIF", "WEBP")
+_LOGO_FILE = re.compile(r"^[0-9a-f]{32}\.png$")
+
+IAT_MAX_DAYS = 365
+IAT_MAX_USES = 1000
+
+
+def _check_naming_the_uri(uri: str, field_name: str) -> None:
+    try:
+        check_uri(uri, field_name)
+    except ClientError as error:
+        error.value = uri  # the console says which line is wrong
+        raise
+
+
+def check_spec(spec: ClientSpec) -> ClientSpec:
+    """``validate``, but a URI error carries the offending URI in ``error.value``."""
+    for name in ("redirect_uris", "post_logout_redirect_uris"):
+        for uri in getattr(spec, name):
+            _check_naming_the_uri(uri, name)
+    for name in ("logo_uri", "initiate_login_uri", "backchannel_logout_uri"):
+        if getattr(spec, name):
+            _check_naming_the_uri(getattr(spec, name), name)
+    return validate(spec)
+
+
+def _name_taken(name: str, except_id: int | None = None) -> bool:
+    clash = db.session.execute(db.select(Client.id).filter_by(name=name)).scalar()
+    return clash is not None and clash != except_id
+
+
+def search(name_contains: str | None = None) -> list[Client]:
+    """Clients, newest first; a name filter is a plain substring (``%`` and ``_`` literal)."""
+    query = db.select(Client).order_by(Client.created_at.desc(), Client.id.desc())
+    text = (name_contains or "").strip()
+    if text:
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Client.name.ilike(f"%{escaped}%", escape="\\"))
+    return list(db.session.execute(query).scalars())
+
+
+def prepare_logo(data: bytes) -> bytes:
+    """An uploaded logo checked by its content (PNG, JPEG, GIF or WebP; at most 1 MB and
+    4096 x 4096 pixels; complete) and re-encoded as a PNG of at most 256 pixels a side,
+    without any metadata. Raises ClientError("logo", …)."""
+    if len(data) > LOGO_MAX_BYTES:
+        raise ClientError("logo", "logo_too_large")
+    if not data:
+        raise ClientError("logo", "logo_not_an_image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=LOGO_FORMATS) as probe:
+                if probe.width * probe.height > LOGO_MAX_PIXELS:
+                    raise ClientError("logo", "logo_too_many_pixels")
+                probe.verify()  # structure and checksums, without decoding
+            with Image.open(io.BytesIO(data), formats=LOGO_FORMATS) as image:
+                image.load()  # a truncated file fails here
+                rgba = image.convert("RGBA") if image.mode != "CMYK" else image.convert("RGB").convert("RGBA")
+    except ClientError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ClientError("logo", "logo_too_many_pixels") from None
+    except Exception:  # noqa: BLE001 — any decoder complaint means "not a usable image"
+        raise ClientError("logo", "logo_not_an_image") from None
+    rgba.thumbnail((LOGO_MAX_SIDE, LOGO_MAX_SIDE), Image.Resampling.LANCZOS)
+    clean = Image.frombytes("RGBA", rgba.size, rgba.tobytes())  # pixels only: no EXIF, ICC, text
+    out = io.BytesIO()
+    clean.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def _logo_dir() -> Path:
+    return Path(current_app.config["INSTANCE_DIR"]) / "uploads" / "logos"
+
+
+def logo_path(client: Client) -> Path | None:
+    """The stored logo file of a client (outside the web root), if it has one."""
+    if not client.logo_file or not _LOGO_FILE.match(client.logo_file):
+        return None
+    path = _logo_dir() / client.logo_file
+    return path if path.is_file() else None
+
+
+def logo_url(client: Client) -> str:
+    return f"{current_app.config['ISSUER']}/clients/{quote(client.client_id, safe='')}/logo.png"
+
+
+def _store_logo(client: Client, png: bytes, actor: str | None) -> None:
+    directory = _logo_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    name = secrets.token_hex(16) + ".png"
+    temporary = directory / (name + ".part")
+    temporary.write_bytes(png)
+    os.replace(temporary, directory / name)
+    old = client.logo_file
+    client.logo_file = name
+    client.logo_uri = logo_url(client)
+    db.session.commit()
+    _remove_logo_file(old)
+    signals.client_changed.send(current_app._get_current_object(), subject=client.client_id, actor=actor,
+                                details={"action": "logo_changed"})
+
+
+def _remove_logo_file(name: str | None) -> None:
+    if name and _LOGO_FILE.match(name):
+        (_logo_dir() / name).unlink(missing_ok=True)
+
+
+def register(spec: ClientSpec, actor: str, logo: bytes | None = None) -> tuple[Client, str | None]:
+    """A client registered in the console: the logo and the metadata are checked before
+    anything is stored. Returns the client and its secret in clear (shown once)."""
+    png = prepare_logo(logo) if logo is not None else None
+    spec = check_spec(spec)
+    client, secret = create(spec, actor=actor)
+    if png is not None:
+        _store_logo(client, png, actor)
+    return client, secret
+
+
+def edit(client: Client, spec: ClientSpec, actor: str, logo: bytes | None = None) -> str | None:
+    """Change a client's metadata (and logo). A client that becomes confidential without a
+    secret gets one (returned, shown once); one that becomes public loses its secrets."""
+    png = prepare_logo(logo) if logo is not None else None
+    spec = check_spec(spec)
+    update(client, spec, actor=actor)
+    secret = None
+    if client.is_public and (client.secret_hash or client.previous_secret_hash):
+        client.secret_hash = client.previous_secret_hash = client.previous_secret_expires_at = None
+        db.session.commit()
+    elif not client.is_public and client.secret_hash is None:
+        secret = secrets.token_urlsafe(32)
+        client.secret_hash = hash_secret(secret)
+        db.session.commit()
+        signals.client_changed.send(current_app._get_current_object(), subject=client.client_id, actor=actor,
+                                    details={"action": "secret_issued"})
+    if png is not None:
+        _store_logo(client, png, actor)
+    return secret
+
+
+def rotate(client: Client, actor: str) -> str:
+    """``rotate_secret`` for the console: a public client has no secret to rotate."""
+    if client.is_public:
+        raise ClientError("client", "public_client_has_no_secret")
+    return rotate_secret(client, actor=actor)
+
+
+def set_enabled(client: Client, enabled: bool, actor: str) -> None:
+    """Disabling takes effect at once: the authorization and token endpoints look the
+    client up on every request and refuse a disabled one."""
+    if client.enabled == enabled:
+        return
+    client.enabled = enabled
+    db.session.commit()
+    signals.client_changed.send(current_app._get_current_object(), subject=client.client_id, actor=actor,
+                                details={"action": "enabled" if enabled else "disabled"})
+
+
+def delete(client: Client, actor: str) -> None:
+    """Remove a client with its users' consents, refresh tokens (their access tokens are
+    revoked) and authorization codes, and its uploaded logo."""
+    from idp.models.oauth import AuthorizationCode, Consent, RefreshToken
+    from idp.oauth import storage
+
+    client_id, name, logo = client.client_id, client.name, client.logo_file
+    families = db.session.execute(
+        db.select(RefreshToken.family_id).filter_by(client_id=client_id).distinct()).scalars().all()
+    for family in families:
+        storage.revoke_family(family)
+    issued = db.session.execute(
+        db.select(AuthorizationCode.issued_jti).filter_by(client_id=client_id)
+        .where(AuthorizationCode.issued_jti.is_not(None))).scalars().all()
+    for jti in issued:
+        storage.revoke_access_jti(jti, current_app.config["ACCESS_TOKEN_TTL"])
+    for model in (RefreshToken, Consent, AuthorizationCode):
+        db.session.execute(db.delete(model).where(model.client_id == client_id))
+    db.session.delete(client)
+    db.session.commit()
+    _remove_logo_file(logo)
+    signals.client_changed.send(current_app._get_current_object(), subject=client_id, actor=actor,
+                                details={"action": "deleted", "name": name})
+
+
+# -- initial access tokens (RFC 7591 §3) ------------------------------------------------------
+
+def issue_initial_access_token(description: str | None, validity_days: int, max_uses: int,
+                               actor: str) -> tuple[InitialAccessToken, str]:
+    """A token a business system presents to register itself; returned in clear once,
+    stored as SHA-256."""
+    description = (description or "").strip() or None
+    if description is not None and len(description) > 200:
+        raise ClientError("description", "description_too_long")
+    if not isinstance(validity_days, int) or not 1 <= validity_days <= IAT_MAX_DAYS:
+        raise ClientError("validity_days", "invalid_validity_days")
+    if not isinstance(max_uses, int) or not 1 <= max_uses <= IAT_MAX_USES:
+        raise ClientError("max_uses", "invalid_max_uses")
+    token = secrets.token_urlsafe(32)
+    row = InitialAccessToken(token_hash=hash_secret(token), description=description, created_by=actor,
+                             expires_at=services().clock.now() + timedelta(days=validity_days),
+                             max_uses=max_uses, uses=0, revoked=False)
+    db.session.add(row)
+    db.session.commit()
+    signals.staff_action.send(current_app._get_current_object(), subject=f"initial_access_token:{row.id}",
+                              actor=actor, details={"action": "initial_access_token_issued",
+                                                    "validity_days": validity_days, "max_uses": max_uses})
+    return row, token
+
+
+def initial_access_tokens() -> list[InitialAccessToken]:
+    return list(db.session.execute(
+        db.select(InitialAccessToken).order_by(InitialAccessToken.created_at.desc(),
+                                               InitialAccessToken.id.desc())).scalars())
+
+
+def initial_access_token_state(row: InitialAccessToken) -> str:
+    """active, revoked, expired or used_up."""
+    if row.revoked:
+        return "revoked"
+    if row.expires_at <= services().clock.now():
+        return "expired"
+    if row.uses >= row.max_uses:
+        return "used_up"
+    return "active"
+
+
+def revoke_initial_access_token(row: InitialAccessToken, actor: str) -> None:
+    if row.revoked:
+        return
+    row.revoked = True
+    db.session.commit()
+    signals.staff_action.send(current_app._get_current_object(), subject=f"initial_access_token:{row.id}",
+                              actor=actor, details={"action": "initial_access_token_revoked"})
+
+
+def usable_initial_access_token(value: str | None) -> InitialAccessToken | None:
+    """The initial access token with this value if it may still register a client."""
+    if not value or len(value) > 200:
+        return None
+    row = db.session.execute(
+        db.select(InitialAccessToken).filter_by(token_hash=hash_secret(value))).scalar_one_or_none()
+    return row if row is not None and initial_access_token_state(row) == "active" else None
+
+
+def _spend_initial_access_token(row: InitialAccessToken) -> bool:
+    """Count one use, atomically: of concurrent registrations only max_uses succeed."""
+    spent = db.session.execute(
+        sql_update(InitialAccessToken)
+        .where(InitialAccessToken.id == row.id, InitialAccessToken.revoked.is_(False),
+               InitialAccessToken.uses < InitialAccessToken.max_uses,
+               InitialAccessToken.expires_at > services().clock.now())
+        .values(uses=InitialAccessToken.uses + 1)
+    ).rowcount
+    db.session.commit()
+    return bool(spent)
+
+
+# -- dynamic client registration (RFC 7591) and its management (RFC 7592) ----------------------
+
+def _check_id_token_alg(alg: str | None) -> None:
+    from idp.oauth.keys import ALGORITHMS
+
+    if alg is not None and alg not in ALGORITHMS:
+        raise ClientError("id_token_signed_response_alg", "unsupported_alg")
+
+
+def register_dynamically(spec: ClientSpec, token: InitialAccessToken, client_id: str,
+                         id_token_alg: str | None = None) -> tuple[Client, str | None, str]:
+    """A client registered by a business system with an initial access token: never trusted.
+    Everything is checked before the token's use is counted. Returns the client, its secret
+    and its registration access token (RFC 7592), both in clear, shown once."""
+    spec.trusted = False
+    spec.client_id = client_id
+    spec = validate(spec)
+    _check_id_token_alg(id_token_alg)
+    if _name_taken(spec.name):
+        raise ClientError("name", "duplicate_name")
+    if find(client_id) is not None:
+        raise ClientError("client_id", "duplicate_client_id")
+    if not _spend_initial_access_token(token):
+        raise ClientError("initial_access_token", "invalid_initial_access_token")
+    client, secret = create(spec, actor=f"initial_access_token:{token.id}")
+    registration_token = secrets.token_urlsafe(32)
+    client.registration_access_token_hash = hash_secret(registration_token)
+    client.registered_dynamically = True
+    client.id_token_signed_response_alg = id_token_alg
+    db.session.commit()
+    return client, secret, registration_token
+
+
+def client_for_registration_token(client_id: str | None, token: str | None) -> Client | None:
+    """The client at this configuration URI if the token is its registration access token."""
+    if not client_id or not token or len(client_id) > 64 or len(token) > 200:
+        return None
+    client = find(client_id)
+    if client is None or not client.registration_access_token_hash:
+        return None
+    if not hmac.compare_digest(hash_secret(token), client.registration_access_token_hash):
+        return None
+    return client
+
+
+def update_dynamically(client: Client, spec: ClientSpec, id_token_alg: str | None = None) -> Client:
+    """RFC 7592 §2.2: the metadata sent replaces the registered metadata. What staff set
+    (trusted, description, an uploaded logo) stays; the authentication method cannot change
+    (a confidential client would need a new secret, a public one would keep a useless one)."""
+    if spec.token_endpoint_auth_method != client.token_endpoint_auth_method:
+        raise ClientError("token_endpoint_auth_method", "auth_method_change_not_allowed")
+    _check_id_token_alg(id_token_alg)
+    spec.trusted = client.trusted
+    spec.description = client.description
+    if not spec.logo_uri and client.logo_file:
+        spec.logo_uri = client.logo_uri
+    update(client, spec, actor=f"client:{client.client_id}")
+    client.id_token_signed_response_alg = id_token_alg
+    db.session.commit()
+    return client

@@ -11,6 +11,19 @@ from wtforms import StringField
 # U+FFFD is what the form parser leaves where the browser sent invalid UTF-8.
 _REFUSED = {"\ufffd"}
 
+# Refused categories: control (Cc, except new line and tab), surrogates (Cs), private use
+# (Co) and format characters (Cf). Cf are invisible: bidirectional overrides, embeddings
+# and isolates (U+202A–U+202E, U+2066–U+2069) reorder what is shown, so that a name or an
+# address reads differently from what is stored ("Trojan Source"); zero-width spaces and
+# joiners (U+200B–U+200D), the word joiner (U+2060), the BOM (U+FEFF) and the soft hyphen
+# (U+00AD) make two values that look identical compare different, which defeats duplicate
+# checks, searches in the staff console and the match with the national real-name registry.
+# No exception, not even U+200D ZERO WIDTH JOINER: it matters for emoji sequences and the
+# shaping of some Indic and Arabic-script text, but the names on this platform must match
+# identity documents, which are written in Chinese characters or the Latin letters of a
+# passport, where a joiner never occurs.
+_REFUSED_CATEGORIES = {"Cc", "Cs", "Co", "Cf"}
+
 
 def strip_filter(value):
     return value.strip() if isinstance(value, str) else value
@@ -20,13 +33,14 @@ def has_refused_characters(value: str) -> bool:
     for ch in value:
         if ch in _REFUSED:
             return True
-        if unicodedata.category(ch) in {"Cc", "Cs", "Co"} and ch not in "\n\t":
+        if unicodedata.category(ch) in _REFUSED_CATEGORIES and ch not in "\n\t":
             return True
     return False
 
 
 class BaseForm(FlaskForm):
-    """Every text field refuses invalid UTF-8 and control characters, before other checks."""
+    """Every text field refuses invalid UTF-8, control and invisible format characters, before
+    other checks."""
 
     class Meta:
         def bind_field(self, form, unbound_field, options):

@@ -5,18 +5,35 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 from flask import Request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
+
+# No form of the provider has more than a few dozen fields; a body with thousands of tiny
+# fields costs parsing time and memory far beyond its size (multipart bodies have Werkzeug's
+# own max_form_parts, also 1000).
+MAX_FORM_FIELDS = 1000
+
+
+class TooManyFields(RequestEntityTooLarge):
+    description = "The form has too many fields."
 
 
 class ReplacingFormDataParser(FormDataParser):
     """Werkzeug turns invalid UTF-8 in url-encoded bodies back into literal ``%FF`` text,
     which would be stored silently. Decoding with replacement leaves U+FFFD instead (as for
-    multipart bodies), and every form refuses U+FFFD at its field (``idp.forms``)."""
+    multipart bodies), and every form refuses U+FFFD at its field (``idp.forms``).
+
+    More than MAX_FORM_FIELDS fields is refused with 413 (the error page, audited as
+    ``request_refused``), not silently parsed as an empty form."""
 
     def _parse_urlencoded(self, stream, mimetype, content_length, options):
-        items = parse_qsl(
-            stream.read().decode("utf-8", "replace"), keep_blank_values=True, errors="replace"
-        )
+        try:
+            items = parse_qsl(
+                stream.read().decode("utf-8", "replace"), keep_blank_values=True, errors="replace",
+                max_num_fields=MAX_FORM_FIELDS,
+            )
+        except ValueError as exc:  # "Max number of fields exceeded"
+            raise TooManyFields() from exc
         return stream, self.cls(items), self.cls()
 
 

@@ -19,6 +19,9 @@ _KEY = "session:"
 # other's changes with stale copies, and so that most requests write nothing at all.
 _REFRESH_SECONDS = 60
 _STAMP = "_refreshed"
+# Keys whose presence means someone is signed in: a user (login.flow) or a staff member (the
+# console, which applies its own shorter idle limit, STAFF_SESSION_IDLE, on top).
+SIGNED_IN_KEYS = ("account_id", "staff_id")
 
 
 class ServerSession(CallbackDict, SessionMixin):
@@ -80,10 +83,19 @@ class StoreSessionInterface(SessionInterface):
         now = int(self.clock.time())
         if not session.modified and now - session.get(_STAMP, 0) < _REFRESH_SECONDS:
             return
+        lifetime = self.lifetime_of(app, session)
         dict.__setitem__(session, _STAMP, now)
-        self.store.set(_KEY + session.sid, json.dumps(dict(session)).encode(), self.lifetime)
-        response.set_cookie(COOKIE_NAME, session.sid, max_age=self.lifetime, **cookie)
+        self.store.set(_KEY + session.sid, json.dumps(dict(session)).encode(), lifetime)
+        response.set_cookie(COOKIE_NAME, session.sid, max_age=lifetime, **cookie)
         response.vary.add("Cookie")
+
+    def lifetime_of(self, app, session: ServerSession) -> int:
+        """A signed-in session lives SESSION_LIFETIME; one without an account (a login page
+        opened, a captcha fetched, a registration begun) only ANONYMOUS_SESSION_LIFETIME, so
+        that every anonymous visit does not hold server memory for hours."""
+        if any(session.get(key) for key in SIGNED_IN_KEYS):
+            return self.lifetime
+        return min(self.lifetime, int(app.config.get("ANONYMOUS_SESSION_LIFETIME", self.lifetime)))
 
     def end_session(self, sid: str) -> None:
         self.store.delete(_KEY + sid)

@@ -62,6 +62,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DEFAULT_LOCALE", "zh_CN", "UI language when the user picked none"),
     Setting("CAPTCHA", "on", "image captcha on the login page and before SMS sends", _on_off),
     Setting("CAPTCHA_TTL", 300, "seconds an image captcha stays valid", int),
+    Setting("CAPTCHA_MAX_PER_ADDRESS_PER_MINUTE", 30, "captcha images one address may fetch per minute", int),
     Setting("SMS_GATEWAY", "outbox", "outbox (JSON lines in instance/) or http"),
     Setting("SMS_HTTP_URL", "", "URL of the SMS operator's HTTP interface"),
     Setting("SMS_HTTP_SECRET", "", "shared HMAC secret of the SMS operator's interface"),
@@ -76,6 +77,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOGIN_LOCK_SECONDS", 900, "seconds an account stays locked", int),
     Setting("LOGIN_MAX_FAILURES_PER_ADDRESS", 30, "failures one client address may make per window", int),
     Setting("SESSION_LIFETIME", 28800, "seconds a sign-in session lives without activity", int),
+    Setting("ANONYMOUS_SESSION_LIFETIME", 1800, "seconds a session without a sign-in lives without activity",
+            int),
     Setting("REGISTRATION_REVIEW", False, "on: new accounts wait for staff review before login", _bool),
     Setting("PII_KEYRING", None, "JSON keyring file of personal-data keys; default instance/"),
     Setting("ARGON2_TIME_COST", 2, "argon2id iterations (OWASP: m=19 MiB, t=2, p=1)", int),
@@ -90,6 +93,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BACKCHANNEL_TIMEOUT", 5.0, "seconds to wait for a client's back-channel logout endpoint", float),
     Setting("BACKCHANNEL_MAX_ATTEMPTS", 5, "deliveries of a logout token before giving up", int),
     Setting("JOBS_INLINE", True, "run background jobs in the request (development); false: `idp worker`", _bool),
+    Setting("STAFF_ENROLMENT_TTL", 86400, "seconds a staff enrolment link stays valid", int),
+    Setting("STAFF_SESSION_IDLE", 1800, "seconds of inactivity after which staff must sign in again", int),
     Setting("MAX_FORM_BYTES", 2 * 1024 * 1024, "largest request body accepted", int),
     Setting("TRUSTED_PROXIES", 0, "reverse proxies in front whose X-Forwarded-For is trusted", int),
     Setting("WORKERS", 0, "gunicorn workers for `idp serve`; 0 = 2 x cores + 1", int),
@@ -148,15 +153,29 @@ def _derive(cfg: dict[str, Any]) -> None:
 
 
 def _instance_secret(path: Path, env: str) -> str:
-    if path.exists():
-        return path.read_text().strip()
-    if env == "production":
-        raise ConfigurationError("IDP_SECRET_KEY must be set in production")
-    value = secrets.token_urlsafe(48)
-    path.write_text(value)
-    path.chmod(0o600)
-    print(f"warning: generated a development secret key into {path}", file=sys.stderr)
-    return value
+    if not path.exists():
+        if env == "production":
+            raise ConfigurationError("IDP_SECRET_KEY must be set in production")
+        # Created private (0600) in one step, never readable by others, not even for a moment;
+        # O_EXCL: of two processes starting at once, one writes and the other reads its key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            value = secrets.token_urlsafe(48)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(value)
+            print(f"warning: generated a development secret key into {path}", file=sys.stderr)
+            return value
+    import time
+
+    for _ in range(100):  # another process may be writing it this very moment
+        existing = path.read_text().strip()
+        if existing:
+            return existing
+        time.sleep(0.01)
+    raise ConfigurationError(f"the secret key file {path} is empty")
 
 
 def _check_production(cfg: dict[str, Any]) -> None:

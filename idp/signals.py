@@ -26,10 +26,19 @@ consent_revoked = _events.signal("consent_revoked")
 client_changed = _events.signal("client_changed")
 session_ended = _events.signal("session_ended")  # SSO session ended (logout, user centre, RP)
 signing_key_rotated = _events.signal("signing_key_rotated")
+captcha_failed = _events.signal("captcha_failed")  # a wrong, missing or expired captcha answer
+sms_code_rejected = _events.signal("sms_code_rejected")  # a wrong, expired or unrequested SMS code
+sms_unavailable = _events.signal("sms_unavailable")  # the SMS gateway did not take a message
+staff_login_succeeded = _events.signal("staff_login_succeeded")
+staff_login_failed = _events.signal("staff_login_failed")
+staff_enrolled = _events.signal("staff_enrolled")
+staff_action = _events.signal("staff_action")  # any change made in the console
 
 SECURITY_EVENTS = (
     account_registered, login_succeeded, login_failed, account_locked, logged_out,
     profile_updated, password_changed, sms_code_sent, sms_code_refused, request_refused,
     pii_key_rotated, token_revoked, consent_granted, consent_revoked, client_changed,
-    session_ended, signing_key_rotated,
+    session_ended, signing_key_rotated, captcha_failed, sms_code_rejected, sms_unavailable,
+    staff_login_succeeded, staff_login_failed, staff_enrolled,
+    staff_action,
 )

@@ -22,6 +22,13 @@ DOCUMENT_TYPES = [
     ("other", _l("Other document")),
 ]
 
+# Which documents each identity region may use (the form checks it; so does the service).
+REGION_DOCUMENTS = {
+    "mainland": {"resident_id"},
+    "hmt": {"hk_macao_permit", "taiwan_permit", "hmt_residence_permit", "passport"},
+    "other": {"passport", "foreign_permanent_residence", "other"},
+}
+
 UNIT_KINDS = [
     ("enterprise", _l("Enterprise legal person")),
     ("social_org", _l("Social organisation legal person")),

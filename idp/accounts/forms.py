@@ -54,12 +54,8 @@ UNIT_CODE_MESSAGES = {
     "unknown_region": _l("Please choose the unit's region."),
 }
 
-# Which documents each identity region may use.
-REGION_DOCUMENTS = {
-    "mainland": {"resident_id"},
-    "hmt": {"hk_macao_permit", "taiwan_permit", "hmt_residence_permit", "passport"},
-    "other": {"passport", "foreign_permanent_residence", "other"},
-}
+# Which documents each identity region may use (kept with the choices; the service checks it too).
+REGION_DOCUMENTS = choices.REGION_DOCUMENTS
 
 
 def login_name_field():
@@ -155,17 +151,22 @@ class RegistrationBase(BaseForm, NewPassword, PhoneChecks):
 
 
 class PersonIdentity:
-    """Identity region, document type and number, checked against each other."""
+    """Identity region, document type and number, checked against each other.
+
+    The type is checked against the region on every submission, also when the number is left
+    empty (修改个人信息 keeps the stored number then); the number's format only when one is
+    entered. That a changed type needs its number entered again is a rule of the service."""
+
+    def document_type_fits_region(self) -> bool:
+        return self.document_type.data in REGION_DOCUMENTS.get(self.identity_region.data, set())
+
+    def validate_document_type(self, field):
+        if not self.document_type_fits_region():
+            raise ValidationError(_l("This document type does not fit the identity region."))
 
     def validate_document_number(self, field):
-        if not field.data:
-            return
-        allowed = REGION_DOCUMENTS.get(self.identity_region.data, set())
-        if self.document_type.data not in allowed:
-            self.document_type.errors = list(self.document_type.errors) + [
-                str(_l("This document type does not fit the identity region."))
-            ]
-            raise ValidationError(_l("Please choose a document type that fits the identity region."))
+        if not field.data or not self.document_type_fits_region():
+            return  # the mismatch is reported at the document type
         problem = identifiers.validate_document_number(self.document_type.data, field.data)
         if problem:
             raise ValidationError(DOCUMENT_MESSAGES[problem])

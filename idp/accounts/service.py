@@ -6,21 +6,34 @@ Errors are raised as ``FieldError(field, reason)`` with stable reason codes, so 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
+import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from idp import signals
+from idp.accounts.choices import REGION_DOCUMENTS
 from idp.accounts.names import is_valid_login_name, login_name_key, normalise_login_name
 from idp.extensions import db, services
 from idp.models.accounts import ACTIVE, LEGAL, NATURAL, PENDING_REVIEW, Account
 from idp.models.cases import REGISTRATION, ReviewCase
 from idp.security import identifiers
 from idp.security.passwords import password_problem
-from idp.security.sms_codes import check_code
+from idp.security.sms_codes import code_rejected, spend_code, verify_code
 
 SMS_PURPOSE_REGISTER = "register"
+
+# Every reason code a FieldError of this module can carry; the pages have a message for each
+# (tests check both directions). Password reasons come from ``password_problem`` and SMS code
+# reasons from ``verify_code``.
+REASONS = (
+    "unknown_account_type", "invalid_login_name", "login_name_taken", "uscc_taken",
+    "document_taken", "document_number_required", "document_type_region_mismatch", "birth_date_mismatch",
+    "password_too_short", "password_too_long", "password_too_simple", "password_equals_login_name",
+    "password_unchanged", "sms_code_missing_or_expired", "sms_code_wrong",
+)
 
 
 class FieldError(Exception):
@@ -28,6 +41,10 @@ class FieldError(Exception):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class _CodeSpentMeanwhile(FieldError):
+    """The SMS code verified a moment ago was spent by a concurrent registration."""
 
 
 def _taken(login_key: str) -> bool:
@@ -47,14 +64,90 @@ def _index(value: str | None, kind: str) -> str | None:
     return services().keyring.index(value, kind) if value else None
 
 
+# --- one natural-person account per document ------------------------------------------------
+# ``accounts.document_key`` (UNIQUE) is the keyed hash of "type:number" of a natural person's
+# document.
+
+
+def document_key(document_type: str, number: str) -> str:
+    normalised = identifiers.normalise_document_number(number)
+    return services().keyring.index(f"{document_type}:{normalised}", "document_key")
+
+
+def _document_owner(key: str, except_id: int | None = None) -> int | None:
+    query = sa.select(Account.id).where(Account.document_key == key)
+    if except_id is not None:
+        query = query.where(Account.id != except_id)
+    return db.session.execute(query).scalar()
+
+
+def _document_taken(key: str | None, except_id: int | None = None) -> bool:
+    return key is not None and _document_owner(key, except_id) is not None
+
+
+def _write_document_key(account: Account, key: str | None) -> None:
+    """Within the caller's transaction; a clash raises IntegrityError (the UNIQUE index)."""
+    account.document_key = key
+    db.session.flush()
+
+
+# --- look-ups (login, the staff console's user search, password recovery) -----------------
+
+def find_account(login_name_key: str) -> Account | None:
+    """The account with this case-folded login name (``names.login_name_key``)."""
+    return db.session.execute(
+        db.select(Account).filter_by(login_name_key=login_name_key)
+    ).scalar_one_or_none()
+
+
+def find_by_phone(phone: str) -> list[Account]:
+    """Every account (either type) whose reserved phone is ``phone``, in any written form
+    (+86, spaces, dashes); found through the keyed hash, nothing decrypted."""
+    normalised = identifiers.normalise_mobile(phone or "")
+    if normalised is None:
+        return []
+    return list(db.session.execute(
+        db.select(Account).filter_by(phone_index=_index(normalised, "phone")).order_by(Account.id)
+    ).scalars())
+
+
+def find_by_document(document_type: str, number: str) -> Account | None:
+    """The natural-person account that holds this document (type and number), if any."""
+    if not document_type or not number:
+        return None
+    account_id = _document_owner(document_key(document_type, number))
+    return db.session.get(Account, account_id) if account_id is not None else None
+
+
+def _raise_clash(login_key: str, uscc: str | None, doc_key: str | None) -> None:
+    """The first uniqueness rule a new account would break, always in the same order (login
+    name, USCC, document), so that the loser of a race hears the same as a late-comer."""
+    if _taken(login_key):
+        raise FieldError("login_name", "login_name_taken")
+    if uscc and _uscc_taken(uscc):
+        raise FieldError("uscc", "uscc_taken")
+    if _document_taken(doc_key):
+        raise FieldError("document_number", "document_taken")
+
+
+def _identity_problem(region: str | None, document_type: str | None) -> bool:
+    """True when both are given and the document type is not one of the region's."""
+    return bool(region and document_type and document_type not in REGION_DOCUMENTS.get(region, set()))
+
+
 def birth_date_from_resident_id(number: str) -> str | None:
     if identifiers.is_valid_resident_id(number):
         return f"{number[6:10]}-{number[10:12]}-{number[12:14]}"
     return None
 
 
-def create_account(account_type: str, login_name: str, password: str, **profile) -> Account:
-    """Create an account after the checks every entry point shares (pages, CLI, seed)."""
+def create_account(account_type: str, login_name: str, password: str, *,
+                   before_commit: Callable[[Account], None] | None = None, **profile) -> Account:
+    """Create an account after the checks every entry point shares (pages, CLI, seed).
+
+    ``before_commit`` runs once the row is inserted (so every uniqueness rule has held) and
+    before the transaction commits; it may raise FieldError to abandon the account.
+    """
     if account_type not in (NATURAL, LEGAL):
         raise FieldError("account_type", "unknown_account_type")
     login_name = normalise_login_name(login_name)
@@ -64,11 +157,14 @@ def create_account(account_type: str, login_name: str, password: str, **profile)
     if problem:
         raise FieldError("password", problem)
     key = login_name_key(login_name)
-    if _taken(key):
-        raise FieldError("login_name", "login_name_taken")
     uscc = profile.get("uscc") or None
-    if uscc and _uscc_taken(uscc):
-        raise FieldError("uscc", "uscc_taken")
+    doc_key = None
+    if account_type == NATURAL:
+        if _identity_problem(profile.get("identity_region"), profile.get("document_type")):
+            raise FieldError("document_type", "document_type_region_mismatch")
+        if profile.get("document_type") and profile.get("document_number"):
+            doc_key = document_key(profile["document_type"], profile["document_number"])
+    _raise_clash(key, uscc, doc_key)
 
     account = Account(
         account_type=account_type,
@@ -82,17 +178,22 @@ def create_account(account_type: str, login_name: str, password: str, **profile)
     db.session.add(account)
     try:
         db.session.flush()
+        if doc_key is not None:
+            _write_document_key(account, doc_key)
         if account.status == PENDING_REVIEW:
             db.session.add(ReviewCase(case_type=REGISTRATION, account_id=account.id,
                                       data={"account_type": account_type}))
+            db.session.flush()
+        if before_commit is not None:
+            before_commit(account)
         db.session.commit()
     except IntegrityError:
         # Lost a race with a simultaneous registration: report it at the field that clashed.
         db.session.rollback()
-        if _taken(key):
-            raise FieldError("login_name", "login_name_taken") from None
-        if uscc and _uscc_taken(uscc):
-            raise FieldError("uscc", "uscc_taken") from None
+        _raise_clash(key, uscc, doc_key)
+        raise
+    except BaseException:
+        db.session.rollback()
         raise
     signals.account_registered.send(
         current_app._get_current_object(), subject=account.login_name,
@@ -102,18 +203,35 @@ def create_account(account_type: str, login_name: str, password: str, **profile)
 
 
 def register(account_type: str, fields: dict, sms_code: str) -> Account:
-    """A registration from the public pages: the reserved phone is confirmed by SMS code."""
-    key = login_name_key(normalise_login_name(fields["login_name"]))
-    if _taken(key):
-        raise FieldError("login_name", "login_name_taken")
-    if fields.get("uscc") and _uscc_taken(fields["uscc"]):
-        raise FieldError("uscc", "uscc_taken")
-    problem = check_code(fields["phone"], SMS_PURPOSE_REGISTER, sms_code)
+    """A registration from the public pages: the reserved phone is confirmed by SMS code.
+
+    The code is checked first but spent only once the account's row is in (every uniqueness
+    rule held), just before the commit: whoever loses a race, or meets a duplicate that
+    only the database caught, keeps a code that still works. Spending is atomic, so of two
+    registrations with one code only one commits.
+    """
+    doc_key = None
+    if account_type == NATURAL and fields.get("document_type") and fields.get("document_number"):
+        doc_key = document_key(fields["document_type"], fields["document_number"])
+    _raise_clash(login_name_key(normalise_login_name(fields["login_name"])), fields.get("uscc") or None, doc_key)
+    phone = fields["phone"]
+    problem = verify_code(phone, SMS_PURPOSE_REGISTER, sms_code)
     if problem:
         raise FieldError("sms_code", problem)
+
+    def spend(account: Account) -> None:
+        if not spend_code(phone, SMS_PURPOSE_REGISTER, sms_code):  # used meanwhile by another
+            raise _CodeSpentMeanwhile("sms_code", "sms_code_missing_or_expired")
+
     profile = {k: v for k, v in fields.items() if k not in {"login_name", "password"}}
     profile["phone_verified"] = True
-    return create_account(account_type, fields["login_name"], fields["password"], **profile)
+    try:
+        return create_account(account_type, fields["login_name"], fields["password"], before_commit=spend,
+                              **profile)
+    except _CodeSpentMeanwhile as gone:
+        # Announced only now, after the rollback: the audit log commits its own write.
+        code_rejected(phone, SMS_PURPOSE_REGISTER, gone.reason)
+        raise FieldError(gone.field, gone.reason) from None
 
 
 _PROFILE_FIELDS = {
@@ -130,8 +248,13 @@ KEEP_WHEN_EMPTY = {"document_number", "legal_rep_document_number", "birth_date",
                    "email"}
 
 
+def _iso(value) -> str:
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
 def _apply_profile(account: Account, profile: dict) -> list[str]:
     changed = []
+    birth_date_before = account.birth_date
     for name, value in profile.items():
         if name not in _PROFILE_FIELDS[account.account_type]:
             continue
@@ -145,23 +268,58 @@ def _apply_profile(account: Account, profile: dict) -> list[str]:
     account.phone_index = _index(account.phone, "phone")
     account.document_index = _index(account.document_number, "document")
     account.legal_rep_document_index = _index(account.legal_rep_document_number, "document")
-    if account.document_type == "resident_id" and account.document_number and not account.birth_date:
-        account.birth_date = birth_date_from_resident_id(account.document_number)
+    if account.document_type == "resident_id" and account.document_number:
+        # A mainland resident ID carries the birth date (digits 7-14): it follows the number,
+        # whenever the number is set or changed, and is never left contradicting it.
+        derived = birth_date_from_resident_id(account.document_number)
+        if derived:
+            account.birth_date = derived
+    if account.birth_date != birth_date_before and "birth_date" not in changed:
+        changed.append("birth_date")
+    if account.birth_date == birth_date_before and "birth_date" in changed:
+        changed.remove("birth_date")
     return changed
 
 
 def update_profile(account: Account, fields: dict) -> list[str]:
-    """修改个人信息 / 修改法人信息; returns the names of the fields that changed."""
+    """修改个人信息 / 修改法人信息; returns the names of the fields that changed.
+
+    Nothing changes when a FieldError is raised.
+    """
     fields = {k: v for k, v in fields.items() if not (k in KEEP_WHEN_EMPTY and v in (None, ""))}
     uscc = fields.get("uscc")
     if uscc and uscc != account.uscc and _uscc_taken(uscc, except_id=account.id):
         raise FieldError("uscc", "uscc_taken")
+    doc_key = None
+    if account.account_type == NATURAL:
+        region = fields.get("identity_region", account.identity_region)
+        doc_type = fields.get("document_type", account.document_type)
+        if _identity_problem(region, doc_type):
+            raise FieldError("document_type", "document_type_region_mismatch")
+        if doc_type != account.document_type and account.document_number and not fields.get("document_number"):
+            # The stored number belongs to the old type: it must be entered for the new one.
+            raise FieldError("document_number", "document_number_required")
+        number = fields.get("document_number", account.document_number)
+        doc_key = document_key(doc_type, number) if doc_type and number else None
+        if _document_taken(doc_key, except_id=account.id):
+            raise FieldError("document_number", "document_taken")
+        typed = fields.get("birth_date")
+        derived = birth_date_from_resident_id(number) if doc_type == "resident_id" and number else None
+        if typed and derived and _iso(typed) != derived:
+            raise FieldError("birth_date", "birth_date_mismatch")
     changed = _apply_profile(account, fields)
     try:
+        db.session.flush()
+        if account.account_type == NATURAL:
+            _write_document_key(account, doc_key)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise FieldError("uscc", "uscc_taken") from None
+        if uscc and _uscc_taken(uscc, except_id=account.id):
+            raise FieldError("uscc", "uscc_taken") from None
+        if _document_taken(doc_key, except_id=account.id):
+            raise FieldError("document_number", "document_taken") from None
+        raise
     if changed:
         signals.profile_updated.send(
             current_app._get_current_object(), subject=account.login_name,

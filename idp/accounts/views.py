@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 
 from idp.accounts import service
 from idp.accounts.forms import (
+    PASSWORD_MESSAGES,
     LegalProfileForm,
     LegalRegistrationForm,
     NaturalProfileForm,
@@ -25,22 +26,42 @@ from idp.security.sms_codes import send_code
 
 bp = Blueprint("accounts", __name__)
 
+# A message for every reason code of ``service.REASONS`` (a test keeps it so); anything else
+# gets GENERIC_FIELD_MESSAGE, never the raw code.
 FIELD_MESSAGES = {
+    "unknown_account_type": _l("Please choose the type of account."),
     "login_name_taken": _l("This login name is already registered. Please choose another one."),
     "invalid_login_name": _l("A login name has 4–64 letters, digits, Chinese characters or _ . @ -."),
     "uscc_taken": _l("A unit with this unified social credit code is already registered. "
                      "Please sign in with that account or recover its password."),
+    "document_taken": _l("This document is already registered. "
+                         "Please sign in with that account or recover its password."),
+    "document_number_required": _l("The document type has changed: please enter the document number again."),
+    "document_type_region_mismatch": _l("This document type does not fit the identity region."),
+    "birth_date_mismatch": _l("The birth date does not match the resident identity card number."),
     "sms_code_missing_or_expired": _l("The SMS code has expired or was not requested. Please request a new one."),
     "sms_code_wrong": _l("The SMS verification code is wrong."),
+    **PASSWORD_MESSAGES,
 }
+GENERIC_FIELD_MESSAGE = _l("This value cannot be accepted. Please check it.")
+
+
+def field_message(reason: str) -> str:
+    return str(FIELD_MESSAGES.get(reason, GENERIC_FIELD_MESSAGE))
+
 
 SEND_MESSAGES = {
+    "invalid_phone": _l("Please enter a valid mobile phone number."),
     "captcha_wrong": _l("The captcha is wrong or has expired. Please enter the new one."),
     "resend_too_soon": _l("A code was sent recently. Please wait before requesting another."),
     "phone_daily_cap": _l("This phone has received too many codes today. Please try again tomorrow."),
     "address_cap": _l("Too many codes were requested from your network. Please try again later."),
     "sms_unavailable": _l("The SMS service is unavailable. Please try again later."),
 }
+
+# The reason reported for a field of the send-code form that failed its checks.
+SEND_FIELD_REASONS = {"phone": "invalid_phone", "captcha": "captcha_wrong"}
+SEND_FIELD_ORDER = ["phone", "captcha"]
 
 FORMS = {NATURAL: NaturalRegistrationForm, LEGAL: LegalRegistrationForm}
 
@@ -79,7 +100,7 @@ def register(account_type: str):
             try:
                 account = service.register(account_type, fields, form.sms_code.data)
             except service.FieldError as error:
-                form.error(error.field, FIELD_MESSAGES.get(error.reason, error.reason))
+                form.error(error.field, field_message(error.reason))
             else:
                 session["registered"] = {"login_name": account.login_name,
                                          "account_type": account.account_type,
@@ -94,11 +115,18 @@ def send_registration_code():
     """Sends the code that confirms the reserved phone; gated by the image captcha."""
     form = SendCodeForm()
     if not form.validate():
+        # One reason per field, so that the page marks the right one (SEND_FIELD_REASONS).
         errors = {name: [str(e) for e in f.errors] for name, f in form._fields.items() if f.errors}
-        return jsonify(ok=False, reason="invalid_phone", errors=errors,
-                       message=next(iter(errors.values()))[0]), 400
+        fields = {name: SEND_FIELD_REASONS.get(name, "invalid_input") for name in errors}
+        if "captcha" in errors:  # too long, or characters refused: simply a wrong answer
+            errors["captcha"] = [str(SEND_MESSAGES["captcha_wrong"])]
+        first = next(name for name in SEND_FIELD_ORDER + list(errors) if name in errors)
+        return jsonify(ok=False, reason=fields[first], fields=fields, errors=errors,
+                       message=errors[first][0]), 400
     if captcha.enabled() and not captcha.passes("sms", form.captcha.data):
-        return jsonify(ok=False, reason="captcha_wrong", message=str(SEND_MESSAGES["captcha_wrong"])), 400
+        return jsonify(ok=False, reason="captcha_wrong", fields={"captcha": "captcha_wrong"},
+                       errors={"captcha": [str(SEND_MESSAGES["captcha_wrong"])]},
+                       message=str(SEND_MESSAGES["captcha_wrong"])), 400
     result = send_code(form.phone.data, service.SMS_PURPOSE_REGISTER, client_address() or "-")
     if not result.sent:
         status = 503 if result.reason == "sms_unavailable" else 429
@@ -146,7 +174,7 @@ def edit_profile():
         try:
             service.update_profile(account, fields)
         except service.FieldError as error:
-            form.error(error.field, FIELD_MESSAGES.get(error.reason, error.reason))
+            form.error(error.field, field_message(error.reason))
         else:
             flash(_("Your information has been saved."))
             return redirect(url_for("accounts.profile"))

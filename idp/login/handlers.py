@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from flask import current_app
 
 from idp import signals
+from idp.accounts.service import find_account  # also imported from here by idp.demo
 from idp.extensions import db, services
 from idp.models.accounts import ACTIVE, DISABLED, PENDING_REVIEW, Account
 from idp.security.ratelimit import Limit
@@ -52,12 +53,6 @@ def locked_until(account: Account) -> datetime | None:
 def unlock(account: Account) -> None:
     services().store.delete(_lock_key(account))
     _account_failures().reset(str(account.id))
-
-
-def find_account(login_name_key: str) -> Account | None:
-    return db.session.execute(
-        db.select(Account).filter_by(login_name_key=login_name_key)
-    ).scalar_one_or_none()
 
 
 def authenticate(account_type: str, login_name_key: str, password: str, address: str) -> AuthOutcome:

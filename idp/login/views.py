@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from idp import signals
 from idp.accounts.names import login_name_key, normalise_login_name
 from idp.audit import client_address
+from idp.cases import rejection_reason
 from idp.login import captcha, flow, handlers
 from idp.accounts.forms import PASSWORD_MESSAGES, NewPasswordForm
 from idp.accounts.service import FieldError, change_password
@@ -131,6 +132,9 @@ def _outcome_message(outcome: handlers.AuthOutcome) -> str:
     if outcome.reason == "pending_review":
         return _("Your registration is waiting for review. Please sign in once it has been approved.")
     if outcome.reason == "account_disabled":
+        reason = rejection_reason(outcome.account) if outcome.account else None
+        if reason:
+            return _("Your registration was not approved: %(reason)s", reason=reason)
         return _("This account has been disabled. Please call 010-88659000.")
     return _("The login name or password is wrong.")
 
@@ -139,7 +143,11 @@ def _outcome_message(outcome: handlers.AuthOutcome) -> str:
 def captcha_image(purpose: str):
     if purpose not in captcha.PURPOSES or not captcha.enabled():
         return make_response("", 404)
-    response = make_response(captcha.new_image(purpose))
+    try:
+        png = captcha.new_image(purpose, client_address() or "-")
+    except captcha.CaptchaThrottled as throttled:
+        return make_response("", 429, {"Retry-After": str(throttled.retry_after)})
+    response = make_response(png)
     response.headers["Content-Type"] = "image/png"
     response.headers["Cache-Control"] = "no-store"
     return response

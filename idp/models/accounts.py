@@ -33,6 +33,8 @@ class Account(db.Model):
         Index("ix_accounts_phone_index", "phone_index"),
         Index("ix_accounts_document_index", "document_index"),
         Index("ix_accounts_org_name", "org_name"),
+        Index("ix_accounts_legal_rep_document_index", "legal_rep_document_index"),
+        Index("uq_accounts_document_key", "document_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -65,6 +67,8 @@ class Account(db.Model):
     document_type: Mapped[str | None] = mapped_column(String(40))
     document_number: Mapped[str | None] = mapped_column(Encrypted("accounts.document_number"))
     document_index: Mapped[str | None] = mapped_column(String(64))
+    # Keyed hash of "type:number": one natural-person account per identity document.
+    document_key: Mapped[str | None] = mapped_column(String(64))
     document_valid_until: Mapped[str | None] = mapped_column(String(20))
     address: Mapped[str | None] = mapped_column(Encrypted("accounts.address"))
 

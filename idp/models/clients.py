@@ -45,6 +45,10 @@ class Client(db.Model, ClientMixin):
     jwks: Mapped[dict | None] = mapped_column(JSON)  # for private_key_jwt
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
     description: Mapped[str | None] = mapped_column(Text)
+    # RFC 7592: clients registered dynamically manage themselves with this token (hash).
+    registration_access_token_hash: Mapped[str | None] = mapped_column(String(64))
+    registered_dynamically: Mapped[bool] = mapped_column(Boolean, default=False)
+    logo_file: Mapped[str | None] = mapped_column(String(100))  # uploaded logo, served by /clients/<id>/logo.png
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -90,7 +90,7 @@ class RefreshToken(db.Model):
         return self.client_id == client.get_client_id()
 
     def is_revoked(self):
-        return self.revoked_at is not None
+        return self.revoked_at is not None or self.rotated_at is not None
 
     def is_expired(self):
         from idp.extensions import services

@@ -3,7 +3,7 @@ and the user's active sessions (endable, which signs the other device out everyw
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 
 from idp import signals

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import timedelta
 
 from flask import current_app
-from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jwk import ECKey, KeySet, RSAKey, import_key
 
 from idp.extensions import db, services
 from idp.models.oauth import SigningKey
@@ -75,21 +74,25 @@ def invalidate() -> None:
 
 
 def _load() -> dict:
+    """Keys cached per process for a short while (other workers may rotate), and never past
+    the moment a retired key must leave the JWKS — both on the provider's clock."""
+    now_ts = services().clock.time()
     with _lock:
-        if _cache and _cache["loaded"] > time.monotonic() - _CACHE_SECONDS and \
-                _cache["app"] is current_app._get_current_object():
+        if _cache and _cache["until"] > now_ts and _cache["app"] is current_app._get_current_object():
             return _cache
     ensure_keys()
     now = services().clock.now()
     rows = db.session.execute(db.select(SigningKey).order_by(SigningKey.id)).scalars().all()
     published = [r for r in rows if r.active or (r.publish_until and r.publish_until > now)]
     private = {r.alg: r for r in rows if r.active}
+    leaving = [r.publish_until.timestamp() for r in published if not r.active and r.publish_until]
     data = {
-        "loaded": time.monotonic(),
+        "until": min([now_ts + _CACHE_SECONDS, *leaving]),
         "app": current_app._get_current_object(),
         "jwks": {"keys": [r.public_jwk for r in published]},
         "verify": KeySet.import_key_set({"keys": [r.public_jwk for r in published]}),
-        "signing": {alg: (r.kid, json.loads(r.private_jwk)) for alg, r in private.items()},
+        # Imported once: parsing and checking an RSA private key costs tens of milliseconds.
+        "signing": {alg: (r.kid, import_key(json.loads(r.private_jwk))) for alg, r in private.items()},
     }
     with _lock:
         _cache.clear()
@@ -106,6 +109,6 @@ def verification_keys() -> KeySet:
 
 
 def signing_key(alg: str | None = None):
-    """(kid, private JWK dict) of the active key for ``alg`` (default: the configured one)."""
+    """(kid, private key) of the active key for ``alg`` (default: the configured one)."""
     alg = alg or current_app.config["SIGNING_ALG"]
     return _load()["signing"][alg]

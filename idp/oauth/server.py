@@ -22,7 +22,6 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import import_key
 
 from idp.extensions import services
 from idp.oauth import keys, storage
@@ -37,7 +36,7 @@ def sign(claims: dict, alg: str | None = None, typ: str | None = None) -> str:
     alg = alg or current_app.config["SIGNING_ALG"]
     kid, private = keys.signing_key(alg)
     header = {"alg": alg, "kid": kid, **({"typ": typ} if typ else {})}
-    return jwt.encode(header, claims, import_key(private), algorithms=[alg])
+    return jwt.encode(header, claims, private, algorithms=[alg])
 
 
 def access_token(client, grant_type, user, scope) -> str:
@@ -143,10 +142,13 @@ class IdpOpenIDCode(OpenIDCode):
         return storage.nonce_used(request.payload.client_id, nonce)
 
     def get_client_algorithm(self, client):
-        return client.id_token_signed_response_alg or current_app.config["SIGNING_ALG"]
+        # Only algorithms we hold keys for: never "none", never something unknown.
+        if client.id_token_signed_response_alg in keys.ALGORITHMS:
+            return client.id_token_signed_response_alg
+        return current_app.config["SIGNING_ALG"]
 
     def resolve_client_private_key(self, client):
-        return import_key(keys.signing_key(self.get_client_algorithm(client))[1])
+        return keys.signing_key(self.get_client_algorithm(client))[1]
 
     def get_encode_header(self, client):
         alg = self.get_client_algorithm(client)
@@ -196,17 +198,35 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
 # -- endpoints --------------------------------------------------------------------------------
 
+class AccessTokenRecord:
+    """A verified JWT access token, shaped like Authlib's TokenMixin for RFC 7662 / 7009."""
+
+    def __init__(self, claims: dict) -> None:
+        self.claims = claims
+
+    def is_expired(self) -> bool:
+        return self.claims["exp"] <= services().clock.time()
+
+    def is_revoked(self) -> bool:
+        return storage.access_jti_revoked(str(self.claims.get("jti")))
+
+    def check_client(self, client) -> bool:
+        return self.claims.get("client_id") == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.claims.get("scope", "")
+
+
 def _token_record(token: str, hint: str | None):
-    """An access token's claims or a refresh-token row (RFC 7662 / 7009 look-up)."""
+    """An access token (verified JWT) or a refresh-token row (RFC 7662 / 7009 look-up)."""
     if hint != "refresh_token":
         claims = verify_access_token(token)
         if claims is not None:
-            return claims
-    if hint != "access_token" or token.count(".") != 2:
-        row = storage.db.session.execute(
+            return AccessTokenRecord(claims)
+    if token.count(".") != 2:
+        return storage.db.session.execute(
             storage.db.select(storage.RefreshToken).filter_by(token_hash=storage.token_hash(token))
         ).scalar_one_or_none()
-        return row
     return None
 
 
@@ -217,12 +237,11 @@ class Introspection(IntrospectionEndpoint):
         return _token_record(token, token_type_hint)
 
     def introspect_token(self, token):
-        if isinstance(token, dict):
-            data = {k: token[k] for k in ("scope", "client_id", "sub", "exp", "iat", "iss", "jti",
-                                          "aud", "account_type", "sid", "auth_time") if k in token}
+        if isinstance(token, AccessTokenRecord):
+            data = {k: token.claims[k] for k in ("scope", "client_id", "sub", "exp", "iat", "iss", "jti",
+                                                 "aud", "account_type", "sid", "auth_time")
+                    if k in token.claims}
             return {"active": True, "token_type": "Bearer", **data}
-        if token.revoked_at or token.rotated_at or token.is_expired():
-            return {"active": False}
         account = storage.account_by_id(token.account_id)
         return {
             "active": True, "token_type": "refresh_token", "scope": token.scope,
@@ -242,11 +261,11 @@ class Revocation(RevocationEndpoint):
         return _token_record(token, token_type_hint)
 
     def revoke_token(self, token, request):
+        """Authlib has checked that the token belongs to the requesting client."""
         client_id = request.client.get_client_id()
-        if isinstance(token, dict):
-            if token.get("client_id") == client_id:
-                storage.revoke_access_jti(token["jti"], token["exp"] - services().clock.time())
-        elif token.client_id == client_id:
+        if isinstance(token, AccessTokenRecord):
+            storage.revoke_access_jti(token.claims["jti"], token.claims["exp"] - services().clock.time())
+        else:
             # RFC 7009 §2.1: revoking a refresh token also ends the access tokens of its grant.
             storage.revoke_family(token.family_id)
         from idp import signals
@@ -261,6 +280,13 @@ class EndSession(EndSessionEndpoint):
 
     def get_server_jwks(self):
         return keys.verification_keys()
+
+    def resolve_client_from_id_token_claims(self, id_token_claims):
+        # Our ID tokens carry ``aud`` as a one-element list; Authlib only resolves a string.
+        aud = id_token_claims.get("aud")
+        if isinstance(aud, list) and len(aud) == 1:
+            aud = aud[0]
+        return self.server.query_client(aud) if isinstance(aud, str) else None
 
     def _validate_id_token_hint(self, id_token_hint):
         # RP-Initiated Logout §2: the OP MUST validate that it issued the ID token.

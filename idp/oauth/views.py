@@ -23,6 +23,7 @@ from idp.oauth.server import verify_access_token
 bp = Blueprint("oauth", __name__)
 
 RESPONSE_MODES = ("query", "form_post")
+MAX_NONCE_LENGTH = 255  # the column that keeps it with the code
 ACR_PASSWORD = "urn:cn:most:idp:acr:password"
 
 SCOPE_DESCRIPTIONS = {
@@ -51,6 +52,7 @@ def _metadata() -> dict:
         "introspection_endpoint": issuer + "/introspect",
         "revocation_endpoint": issuer + "/revoke",
         "end_session_endpoint": issuer + "/end-session",
+        "registration_endpoint": issuer + "/connect/register",
         "scopes_supported": claim_sets.SCOPES_SUPPORTED,
         "claims_supported": claim_sets.CLAIMS_SUPPORTED,
         "response_types_supported": ["code"],
@@ -149,8 +151,8 @@ def _error(error: OAuth2Error):
 
 
 def _repeated_parameter() -> str | None:
-    for key in request.args:
-        if len(request.args.getlist(key)) > 1:
+    for key in request.values:
+        if len(request.values.getlist(key)) > 1:
             return key
     return None
 
@@ -207,7 +209,17 @@ def _hint_mismatch(account) -> bool:
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
+@csrf.exempt
 def authorize():
+    """OIDC Core §3.1.2.1: GET and POST. A POST that carries the consent decision comes from
+    our own consent page and must carry its CSRF token."""
+    if request.method == "POST":
+        if "consent" in request.form:
+            csrf.protect()
+        elif not request.args:
+            # A POSTed request continues as the equivalent GET, so that the login page and the
+            # consent page can come back to it by URL.
+            return redirect(url_for("oauth.authorize") + "?" + urlencode(list(request.form.items(multi=True))), 303)
     repeated = _repeated_parameter()
     account = _logged_in_account()
     try:
@@ -221,6 +233,9 @@ def authorize():
             raise OAuth2Error(error="request_not_supported", redirect_uri=redirect_uri)
         if "request_uri" in request.values:
             raise OAuth2Error(error="request_uri_not_supported", redirect_uri=redirect_uri)
+        if len(request.values.get("nonce") or "") > MAX_NONCE_LENGTH:
+            raise InvalidRequestError(f"'nonce' is longer than {MAX_NONCE_LENGTH} characters.",
+                                      redirect_uri=redirect_uri)
         prompts = (request.values.get("prompt") or "").split()
         try:
             mismatch = _hint_mismatch(account)
@@ -234,6 +249,8 @@ def authorize():
             return _login_redirect(grant.client)
         client = grant.client
         if not client.allows_account_type(account.account_type):
+            if "none" in prompts:  # OIDC Core §3.1.2.1: no page; the client hears why
+                raise LoginRequiredError(redirect_uri=redirect_uri)
             return render_template("oauth/account_type_refused.html", client=client,
                                    account=account), 403
         scopes = scope_to_list(grant.request.scope) or []
@@ -334,6 +351,7 @@ def userinfo():
 # -- RP-initiated logout --------------------------------------------------------------------
 
 @bp.route("/end-session", methods=["GET", "POST"])
+@csrf.exempt
 def end_session():
     """OpenID Connect RP-Initiated Logout 1.0. With a valid id_token_hint the logout happens at
     once; without one the user confirms (button ``logout=yes``) — §6: a hint-less request
@@ -346,7 +364,7 @@ def end_session():
     if not session.get("account_id"):
         return redirect(req.redirect_uri) if req.redirect_uri else \
             render_template("oauth/logged_out.html", client=req.client)
-    if request.method == "POST":
+    if "logout" in request.form:  # our own confirmation page
         csrf.protect()
         if request.form.get("logout") != "yes":
             return redirect(url_for("accounts.profile"))

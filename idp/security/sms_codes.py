@@ -67,8 +67,12 @@ def send_code(phone: str, purpose: str, address: str) -> SendResult:
     minutes = cfg["SMS_CODE_TTL"] // 60
     try:
         message_id = services().sms.send(phone, "verification_code", {"code": code, "minutes": minutes})
-    except SmsUnavailable:
+    except SmsUnavailable as exc:
         store.delete(f"smsresend:{purpose}:{ident}")
+        signals.sms_unavailable.send(
+            current_app._get_current_object(), subject=phone_mask(phone), outcome="failure",
+            details={"purpose": purpose, "error": str(exc)[:200]},
+        )
         return SendResult(False, "sms_unavailable")
     per_phone.hit(ident)
     per_address.hit(address)
@@ -81,23 +85,71 @@ def send_code(phone: str, purpose: str, address: str) -> SendResult:
     return SendResult(True, retry_after=cfg["SMS_RESEND_SECONDS"])
 
 
-def check_code(phone: str, purpose: str, code: str) -> str | None:
-    """None when the code is right (and it is then spent); else a reason code."""
+def verify_code(phone: str, purpose: str, code: str) -> str | None:
+    """None when ``code`` is the one sent to ``phone`` for ``purpose``, else a reason code.
+
+    The code is NOT spent: a caller that still has work to do before the code has served
+    its purpose (creating an account) spends it with ``spend_code`` once that work
+    succeeded. Wrong entries count, and void the code after SMS_CODE_MAX_ATTEMPTS.
+    """
     store = services().store
     ident = _phone_key(phone)
     key = f"smscode:{purpose}:{ident}"
     raw = store.get(key)
     if raw is None:
+        code_rejected(phone, purpose, "sms_code_missing_or_expired")
         return "sms_code_missing_or_expired"
     expected = json.loads(raw)["code"]
     if not hmac.compare_digest(expected.encode(), (code or "").strip().encode()):
         failures = store.incr(f"smsfail:{purpose}:{ident}", current_app.config["SMS_CODE_TTL"])
-        if failures >= current_app.config["SMS_CODE_MAX_ATTEMPTS"]:
+        voided = failures >= current_app.config["SMS_CODE_MAX_ATTEMPTS"]
+        if voided:
             store.delete(key)
+        code_rejected(phone, purpose, "sms_code_wrong", attempts=failures, voided=voided)
         return "sms_code_wrong"
-    if store.pop(key) is None:  # spent by a concurrent request
+    return None
+
+
+def spend_code(phone: str, purpose: str, code: str) -> bool:
+    """Use the code up (atomically): True for exactly one caller, the first to spend it.
+
+    Announces nothing (it runs inside the caller's database transaction, which the audit
+    subscriber would commit): a caller told False reports it with ``code_rejected`` once
+    its transaction is rolled back."""
+    store = services().store
+    ident = _phone_key(phone)
+    key = f"smscode:{purpose}:{ident}"
+    left = store.ttl(key)
+    raw = store.pop(key)
+    if raw is None:  # spent by a concurrent request, or expired meanwhile
+        return False
+    expected = json.loads(raw)["code"]
+    if not hmac.compare_digest(expected.encode(), (code or "").strip().encode()):
+        # A new code replaced the one verified a moment ago: put the new one back.
+        if left:
+            store.add(key, raw, left)
+        return False
+    store.delete(f"smsfail:{purpose}:{ident}")
+    return True
+
+
+def check_code(phone: str, purpose: str, code: str) -> str | None:
+    """None when the code is right (and it is then spent); else a reason code."""
+    problem = verify_code(phone, purpose, code)
+    if problem:
+        return problem
+    if not spend_code(phone, purpose, code):
+        code_rejected(phone, purpose, "sms_code_missing_or_expired")
         return "sms_code_missing_or_expired"
     return None
+
+
+def code_rejected(phone: str, purpose: str, reason: str, **details) -> None:
+    """Announce a refused code (audit: ``sms_code_rejected``), with the phone masked."""
+    signals.sms_code_rejected.send(
+        current_app._get_current_object(), subject=phone_mask(phone), outcome="failure",
+        details={"purpose": purpose, "reason": reason, **details},
+    )
 
 
 def phone_mask(phone: str) -> str:

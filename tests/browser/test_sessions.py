@@ -9,6 +9,13 @@ from tests.browser.conftest import browser_session
 
 pytestmark = pytest.mark.browser
 
+
+@pytest.fixture
+def settings(settings):
+    # Thirty rounds fetch more images than one address may per minute.
+    settings["CAPTCHA_MAX_PER_ADDRESS_PER_MINUTE"] = 1000
+    return settings
+
 # After a failed login the page loads its style sheet, its script and a new captcha image at
 # once. Sends a wrong login (which spends the challenge), then fetches a new image while the
 # style sheet is fetched again and again, as a slow page would.

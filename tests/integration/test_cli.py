@@ -297,6 +297,28 @@ def test_pii_rotate_key_with_retire_old_drops_the_old_key_from_the_keyring(cli):
     assert read_account(cli.instance, cli.database, "demo_unit")["legal_rep_document_number"] == "440524188001010014"
 
 
+def test_pii_rotate_key_retire_old_refuses_while_a_value_still_names_an_old_key(cli):
+    cli.run("demo", "seed")
+    # A value that no longer decrypts (copied into another column, whose name is bound to the
+    # ciphertext) cannot be re-encrypted; retiring its key would lose it for good.
+    with sqlite3.connect(cli.database) as conn:
+        conn.execute("UPDATE accounts SET landline = phone WHERE login_name = 'demo_person'")
+
+    result = cli.run("pii", "rotate-key", "--retire-old", check=False)
+    assert result.returncode != 0
+    assert "old keys not retired" in result.stderr
+    assert "accounts.landline: 1" in result.stderr
+    assert "Traceback" not in result.stderr
+    ring = keyring(cli.instance)
+    assert ring["active"] == "k2"
+    assert set(ring["keys"]) == {"k1", "k2"}  # the rotation happened, the retirement did not
+    [(landline,)] = rows(cli.database, "SELECT landline FROM accounts WHERE login_name = 'demo_person'")
+    assert landline.startswith("v1.k1.")
+    others = [v for v in encrypted_values(cli.database) if v != landline]
+    assert others and all(v.startswith("v1.k2.") for v in others)
+    assert rows(cli.database, "SELECT outcome FROM audit_events WHERE event = 'pii_key_rotated'") == [("refused",)]
+
+
 def test_users_created_after_a_rotation_are_encrypted_with_the_new_key(cli):
     cli.run("pii", "rotate-key")
     cli.run("users", "create", "--type", "natural", "--login", "late_user", "--password", PASSWORD,

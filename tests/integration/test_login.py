@@ -24,6 +24,14 @@ WRONG = "Wr0ng!pass"
 # --- helpers -----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def settings(settings, request):
+    """Per-test setting overrides through ``@pytest.mark.parametrize("settings", …, indirect=True)``."""
+    settings.update(getattr(request, "param", {}))
+    return settings
+
+
+
 def reason_of(response) -> str | None:
     match = re.search(r'data-reason="([^"]*)"', response.get_data(as_text=True))
     return match.group(1) if match else None
@@ -570,6 +578,106 @@ def test_only_the_latest_captcha_image_counts(app, client):
 
 def test_an_unknown_captcha_purpose_is_404(client):
     assert client.get("/captcha/whatever.png").status_code == 404
+
+
+def test_a_wrong_login_captcha_is_audited_with_its_purpose(app, client):
+    make_account()
+    solve_captcha(app, client)
+    login(app, client, "zhang_san", captcha="0000")
+    [event] = events("captcha_failed")
+    assert event.outcome == "failure"
+    assert event.subject == "login"
+    assert event.details == {"purpose": "login", "reason": "wrong_or_expired"}
+    assert event.client_address == "127.0.0.1"
+
+
+def test_a_missing_login_captcha_is_audited(app, client):
+    make_account()
+    post_login(app, client, "zhang_san", with_captcha=False)
+    [event] = events("captcha_failed")
+    assert event.details["purpose"] == "login"
+
+
+# --- captcha images per client address ----------------------------------------------------
+
+
+def fetch_images(client, count: int, address: str = "127.0.0.1") -> list[int]:
+    return [client.get("/captcha/login.png", environ_base={"REMOTE_ADDR": address}).status_code
+            for _ in range(count)]
+
+
+def test_an_address_gets_at_most_the_setting_of_captcha_images_per_minute(app, client, clock):
+    cap = app.config["CAPTCHA_MAX_PER_ADDRESS_PER_MINUTE"]
+    assert cap == 30
+    assert fetch_images(client, cap) == [200] * cap
+    assert fetch_images(client, 1) == [429]
+    assert fetch_images(app.test_client(), 1, "198.51.100.7") == [200]  # another address
+    clock.advance(61)
+    assert fetch_images(client, 1) == [200]
+
+
+def test_new_image_raises_captcha_throttled_with_the_time_to_wait(app, clock):
+    from idp.login.captcha import CaptchaThrottled, new_image
+
+    cap = app.config["CAPTCHA_MAX_PER_ADDRESS_PER_MINUTE"]
+    with app.test_request_context():
+        for _ in range(cap):
+            assert new_image("sms", "203.0.113.9").startswith(b"\x89PNG")
+        clock.advance(20)
+        with pytest.raises(CaptchaThrottled) as throttled:
+            new_image("login", "203.0.113.9")
+        assert 0 < throttled.value.retry_after <= 41
+        assert throttled.value.code == 429
+        assert new_image("login", "203.0.113.10")
+
+
+@pytest.mark.parametrize("settings", [{"CAPTCHA_MAX_PER_ADDRESS_PER_MINUTE": 2}], indirect=True)
+def test_the_captcha_image_cap_is_a_setting(app, client):
+    assert fetch_images(client, 3) == [200, 200, 429]
+
+
+# --- session lifetimes --------------------------------------------------------------------
+
+
+def session_ttl(app, client) -> float | None:
+    return store(app).ttl("session:" + client.get_cookie("idp_session").value)
+
+
+def cookie_max_age(response) -> int:
+    header = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("idp_session="))
+    return int(re.search(r"Max-Age=(\d+)", header).group(1))
+
+
+def test_an_anonymous_session_lives_only_the_anonymous_lifetime(app, client, clock):
+    response = client.get("/login")
+    assert app.config["ANONYMOUS_SESSION_LIFETIME"] == 1800
+    assert cookie_max_age(response) == 1800
+    assert session_ttl(app, client) == pytest.approx(1800)
+    clock.advance(1801)
+    assert session_data(app, client) == {}
+
+
+def test_a_signed_in_session_lives_the_session_lifetime(app, client, clock):
+    make_account()
+    response = login(app, client, "zhang_san")
+    assert response.status_code == 302
+    assert cookie_max_age(response) == app.config["SESSION_LIFETIME"] == 28800
+    assert session_ttl(app, client) == pytest.approx(28800)
+    clock.advance(1801)
+    assert signed_in(app, client)
+
+
+def test_an_anonymous_session_in_use_is_kept_alive(app, client, clock):
+    client.get("/login")
+    for _ in range(3):
+        clock.advance(1000)
+        assert client.get("/login").status_code == 200
+    assert "login_flow" in session_data(app, client)
+
+
+@pytest.mark.parametrize("settings", [{"ANONYMOUS_SESSION_LIFETIME": 600}], indirect=True)
+def test_the_anonymous_lifetime_is_a_setting(app, client):
+    assert cookie_max_age(client.get("/login")) == 600
 
 
 class TestCaptchaOff:

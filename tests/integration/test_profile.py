@@ -14,8 +14,11 @@ from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import text
 
+from idp.accounts.service import find_by_document
+from idp.accounts.views import FIELD_MESSAGES
 from idp.extensions import db, services
 from idp.models.accounts import Account
 from idp.models.audit import AuditEvent
@@ -383,10 +386,11 @@ def test_a_profile_update_is_audited_with_field_names_and_never_values(app, clie
     assert event.subject == "zhang_san_long_login_name"
     assert set(event.details["fields"]) == {
         "name", "ethnicity", "job_title", "email", "landline", "document_number", "document_valid_until",
+        "birth_date",  # follows the new resident ID
     }
     dumped = json.dumps(event.details, ensure_ascii=False)
     for value in ("张三丰", "回族", "工程师", "sanfeng@example.org", "0591-87654321", OTHER_ID, "2036-01-01",
-                  ID_NUMBER):
+                  ID_NUMBER, "1880-01-01", "1949-12-31"):
         assert value not in dumped
     assert reload(account_id).document_number == OTHER_ID
 
@@ -400,3 +404,130 @@ def test_a_legal_profile_update_is_audited_with_field_names_only(app, client):
     assert "org_name" in event.details["fields"]
     dumped = json.dumps(event.details, ensure_ascii=False)
     assert ID_NUMBER not in dumped and "福州新名称" not in dumped and "zhaoliu" not in dumped
+
+
+# --- identity region, document type and number -------------------------------------------------
+
+
+def test_a_document_type_not_fitting_the_region_is_refused_even_with_the_number_left_empty(app, client):
+    account = natural_account()
+    account_id, before = account.id, snapshot(account)
+    login(app, client, "zhang_san_long_login_name")
+    data = natural_edit(identity_region="other", document_type="resident_id", document_number="")
+    response = post_edit(client, data)
+    assert response.status_code == 400
+    assert "document_type-error" in form_state(response.get_data(as_text=True)).error_ids
+    after = snapshot(reload(account_id))
+    before.pop("last_login_at"), after.pop("last_login_at")
+    assert after == before
+
+
+def test_changing_the_document_type_requires_the_number_again(app, client):
+    account = natural_account()
+    account_id, before = account.id, snapshot(account)
+    login(app, client, "zhang_san_long_login_name")
+    data = natural_edit(identity_region="hmt", document_type="passport", document_number="")
+    response = post_edit(client, data)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "document_number-error" in form_state(page).error_ids
+    assert str(escape(FIELD_MESSAGES["document_number_required"])) in page
+    after = snapshot(reload(account_id))
+    before.pop("last_login_at"), after.pop("last_login_at")
+    assert after == before
+
+
+def test_a_new_document_type_with_its_number_is_saved(app, client):
+    account_id = natural_account().id
+    login(app, client, "zhang_san_long_login_name")
+    response = post_edit(client, natural_edit(identity_region="hmt", document_type="passport",
+                                              document_number="E12345678"))
+    assert response.status_code == 302, form_state(response.get_data(as_text=True)).error_ids
+    account = reload(account_id)
+    assert (account.identity_region, account.document_type, account.document_number) == (
+        "hmt", "passport", "E12345678")
+    assert find_by_document("passport", "E12345678").id == account_id
+    assert find_by_document("resident_id", ID_NUMBER) is None
+
+
+def test_an_account_without_a_document_saves_its_profile_without_one(app, client):
+    account_id = make_account(login_name="no_document").id
+    login(app, client, "no_document")
+    response = post_edit(client, natural_edit(document_number=""))
+    assert response.status_code == 302, form_state(response.get_data(as_text=True)).error_ids
+    assert reload(account_id).name == "张三丰"
+
+
+def test_a_document_of_another_account_is_refused_and_nothing_changes(app, client):
+    make_account(login_name="other_person", phone="13900139000", identity_region="mainland",
+                 document_type="resident_id", document_number=OTHER_ID)
+    account = natural_account()
+    account_id, before = account.id, snapshot(account)
+    login(app, client, "zhang_san_long_login_name")
+    data = natural_edit(document_number="4405 2418 8001 0100 14")
+    response = post_edit(client, data)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    state = form_state(page)
+    assert "document_number-error" in state.error_ids
+    assert str(escape(FIELD_MESSAGES["document_taken"])) in page
+    for name in ("name", "email", "job_title"):
+        assert state.values[name] == data[name]
+    after = snapshot(reload(account_id))
+    before.pop("last_login_at"), after.pop("last_login_at")
+    assert after == before
+    assert not db.session.execute(db.select(AuditEvent).filter_by(event="profile_updated")).scalars().all()
+
+
+def test_keeping_ones_own_document_is_not_a_clash(app, client):
+    account_id = natural_account().id
+    login(app, client, "zhang_san_long_login_name")
+    assert post_edit(client, natural_edit(document_number=ID_NUMBER)).status_code == 302
+    assert find_by_document("resident_id", ID_NUMBER).id == account_id
+
+
+def test_a_document_given_up_by_one_account_can_be_taken_by_another(app, client):
+    natural_account()
+    login(app, client, "zhang_san_long_login_name")
+    assert post_edit(client, natural_edit(document_number=OTHER_ID)).status_code == 302
+    other = make_account(login_name="other_person", phone="13900139000", identity_region="mainland",
+                         document_type="resident_id", document_number=ID_NUMBER)
+    assert find_by_document("resident_id", ID_NUMBER).id == other.id
+
+
+# --- the birth date follows the resident ID ------------------------------------------------------
+
+
+def test_a_new_resident_id_number_brings_its_birth_date(app, client):
+    account_id = natural_account().id
+    assert reload(account_id).birth_date == "1949-12-31"
+    login(app, client, "zhang_san_long_login_name")
+    assert post_edit(client, natural_edit(document_number=OTHER_ID)).status_code == 302
+    assert reload(account_id).birth_date == "1880-01-01"
+    assert profile_values(client.get("/center/profile").get_data(as_text=True))["birth_date"] == "1880-**-**"
+
+
+def test_a_resident_id_set_on_an_account_with_a_birth_date_replaces_it(app, client):
+    account_id = make_account(login_name="no_document", birth_date="2000-01-01").id
+    login(app, client, "no_document")
+    assert post_edit(client, natural_edit(document_number=ID_NUMBER)).status_code == 302
+    assert reload(account_id).birth_date == "1949-12-31"
+
+
+def test_a_birth_date_contradicting_the_resident_id_is_refused(app, client):
+    account = natural_account()
+    account_id, before = account.id, snapshot(account)
+    login(app, client, "zhang_san_long_login_name")
+    response = post_edit(client, natural_edit(birth_date="1950-01-01"))
+    assert response.status_code == 400
+    assert "birth_date-error" in form_state(response.get_data(as_text=True)).error_ids
+    after = snapshot(reload(account_id))
+    before.pop("last_login_at"), after.pop("last_login_at")
+    assert after == before
+
+
+def test_a_birth_date_matching_the_resident_id_is_accepted(app, client):
+    account_id = natural_account().id
+    login(app, client, "zhang_san_long_login_name")
+    assert post_edit(client, natural_edit(birth_date="1880-01-01", document_number=OTHER_ID)).status_code == 302
+    assert reload(account_id).birth_date == "1880-01-01"

@@ -15,6 +15,7 @@ from markupsafe import escape
 from sqlalchemy import func, text
 
 from idp.accounts.names import login_name_key
+from idp.accounts.views import FIELD_MESSAGES
 from idp.extensions import db, services
 from idp.models.accounts import Account
 from idp.models.cases import ReviewCase
@@ -406,7 +407,7 @@ def test_an_expired_sms_code_is_refused(app, client, clock):
 def test_an_sms_code_works_only_once(app, client):
     code = fresh_code(app, client, PHONE)
     assert post_registration(client, "natural", natural_data(code)).status_code == 302
-    data = natural_data(code, login_name="second_user")
+    data = natural_data(code, login_name="second_user", document_number="440524188001010014")
     response = post_registration(client, "natural", data)
     assert_error_at(response, "sms_code", data)
     assert account_count() == 1
@@ -503,3 +504,125 @@ def test_two_simultaneous_registrations_of_one_login_name_create_exactly_one_acc
         db.select(func.count(Account.id)).filter_by(login_name_key="race_winner")
     ).scalar_one() == 1
     assert account_count() == 1
+
+
+# --- one natural-person account per document ------------------------------------------------
+
+OTHER_ID = "440524188001010014"
+
+
+@pytest.mark.parametrize("typed", ["11010519491231002X", "11010519491231002x", "110105 19491231 002X"],
+                         ids=["same", "lower-case check character", "with spaces"])
+def test_a_document_already_registered_is_refused_at_the_document_number_and_keeps_the_code(app, client, typed):
+    make_account(login_name="first_person", phone=OTHER_PHONE, identity_region="mainland",
+                 document_type="resident_id", document_number="11010519491231002X")
+    code = fresh_code(app, client, PHONE)
+    data = natural_data(code, document_number=typed)
+    response = post_registration(client, "natural", data)
+    assert_error_at(response, "document_number", data)
+    page = response.get_data(as_text=True)
+    assert str(escape(FIELD_MESSAGES["document_taken"])) in page
+    assert account_count() == 1
+    # Nothing was spent: the same code registers the person's own document.
+    ok = post_registration(client, "natural", natural_data(code, document_number=OTHER_ID))
+    assert ok.status_code == 302
+    assert account_count() == 2
+
+
+def test_the_same_number_as_another_document_type_is_another_document(app, client):
+    make_account(login_name="first_person", phone=OTHER_PHONE, identity_region="hmt",
+                 document_type="hk_macao_permit", document_number="H12345678")
+    response = register(app, client, "natural", identity_region="hmt", document_type="passport",
+                        document_number="H12345678")
+    assert response.status_code == 302, form_state(response.get_data(as_text=True)).error_ids
+    assert account_count() == 2
+
+
+def test_a_legal_representatives_document_does_not_block_the_persons_own_account(app, client):
+    make_account("legal", login_name="some_unit", phone=OTHER_PHONE, legal_rep_name="李四",
+                 legal_rep_document_type="resident_id", legal_rep_document_number="11010519491231002X")
+    assert register(app, client, "natural").status_code == 302
+    assert account_count() == 2
+
+
+def test_two_simultaneous_registrations_of_one_document_create_one_account_and_the_loser_keeps_its_code(app):
+    phones = [PHONE, OTHER_PHONE]
+    clients = [app.test_client() for _ in phones]
+    prepared = []
+    for number, (client, phone) in enumerate(zip(clients, phones)):
+        code = fresh_code(app, client, phone)
+        data = natural_data(code, login_name=f"racer_{number}", phone=phone,
+                            csrf_token=csrf_token(client, "/register/natural"))
+        prepared.append((client, data))
+
+    barrier = threading.Barrier(len(prepared))
+    responses: list = [None] * len(prepared)
+    errors: list = []
+
+    def attempt(index: int, client, data: dict) -> None:
+        try:
+            with app.app_context():
+                barrier.wait(timeout=10)
+                responses[index] = client.post("/register/natural", data=data)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=attempt, args=(i, c, d)) for i, (c, d) in enumerate(prepared)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert sorted(r.status_code for r in responses) == [302, 400]
+    assert account_count() == 1
+
+    loser = next(i for i, r in enumerate(responses) if r.status_code == 400)
+    assert form_state(responses[loser].get_data(as_text=True)).error_ids == {"document_number-error"}
+    client, data = prepared[loser]
+    retry = dict(data, document_number=OTHER_ID, csrf_token=csrf_token(client, "/register/natural"))
+    assert client.post("/register/natural", data=retry).status_code == 302  # the code still worked
+    assert account_count() == 2
+
+
+# --- the SMS code is spent only by a registration that went through -----------------------------
+
+
+def test_two_simultaneous_registrations_with_one_code_create_one_account(app):
+    first, second = app.test_client(), app.test_client()
+    code = fresh_code(app, first, PHONE)
+    prepared = [
+        (first, natural_data(code, login_name="code_user_a", csrf_token=csrf_token(first, "/register/natural"))),
+        (second, natural_data(code, login_name="code_user_b", document_number=OTHER_ID,
+                              csrf_token=csrf_token(second, "/register/natural"))),
+    ]
+    barrier = threading.Barrier(2)
+    responses: list = [None, None]
+
+    def attempt(index: int, client, data: dict) -> None:
+        with app.app_context():
+            barrier.wait(timeout=10)
+            responses[index] = client.post("/register/natural", data=data)
+
+    threads = [threading.Thread(target=attempt, args=(i, c, d)) for i, (c, d) in enumerate(prepared)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(r.status_code for r in responses) == [302, 400]
+    loser = next(r for r in responses if r.status_code == 400)
+    assert form_state(loser.get_data(as_text=True)).error_ids == {"sms_code-error"}
+    assert account_count() == 1
+
+
+def test_a_refused_registration_leaves_the_code_usable_and_a_successful_one_spends_it(app, client):
+    make_account(login_name="first_person", phone=OTHER_PHONE, identity_region="mainland",
+                 document_type="resident_id", document_number="11010519491231002X")
+    code = fresh_code(app, client, PHONE)
+    for refused in (natural_data(code, login_name="first_person", document_number=OTHER_ID),
+                    natural_data(code)):
+        assert post_registration(client, "natural", refused).status_code == 400
+    assert post_registration(client, "natural", natural_data(code, document_number=OTHER_ID)).status_code == 302
+    again = natural_data(code, login_name="third_person", document_number="110105198001010016")
+    response = post_registration(client, "natural", again)
+    assert response.status_code == 400
+    assert "sms_code-error" in form_state(response.get_data(as_text=True)).error_ids

@@ -473,6 +473,16 @@ class TestHttpGateway:
         with app.test_request_context():
             assert check_code(PHONE, PURPOSE, code) is None
 
+    def test_an_unavailable_gateway_is_audited_with_a_masked_phone(self, app, client, gateway):
+        gateway.mode = "error"
+        assert request_code(app, client).status_code == 503
+        [event] = db.session.execute(db.select(AuditEvent).filter_by(event="sms_unavailable")).scalars().all()
+        assert event.outcome == "failure"
+        assert event.details["purpose"] == PURPOSE
+        assert event.subject == "138****8000"
+        assert PHONE not in json.dumps(event.details)
+        assert not db.session.execute(db.select(AuditEvent).filter_by(event="sms_code_sent")).scalars().all()
+
     def test_a_gateway_not_answering_in_time_means_sms_unavailable(self, app, client, gateway):
         import time
 
@@ -526,3 +536,122 @@ class TestHttpGateway:
         assert not signing.verify("other", headers["X-IDP-Timestamp"], headers["X-IDP-Signature"], body, now)
         assert not signing.verify(SECRET, headers["X-IDP-Timestamp"], headers["X-IDP-Signature"], body,
                                   now + 301)
+
+
+# --- audit of refused codes and captchas ---------------------------------------------------------
+
+
+def audit(name: str) -> list[AuditEvent]:
+    db.session.expire_all()
+    return list(db.session.execute(db.select(AuditEvent).filter_by(event=name).order_by(AuditEvent.id)).scalars())
+
+
+def test_a_wrong_sms_code_is_audited_with_a_masked_phone_and_never_the_code(app):
+    with app.test_request_context():
+        send()
+        code = last_code(app)
+        assert check_code(PHONE, PURPOSE, wrong(code)) == "sms_code_wrong"
+    [event] = audit("sms_code_rejected")
+    assert event.outcome == "failure"
+    assert event.subject == "138****8000"
+    assert event.details["reason"] == "sms_code_wrong"
+    assert event.details["purpose"] == PURPOSE
+    assert event.details["attempts"] == 1 and event.details["voided"] is False
+    dumped = json.dumps(event.details)
+    assert code not in dumped and wrong(code) not in dumped and PHONE not in dumped
+
+
+def test_the_wrong_entry_that_voids_a_code_is_audited_as_such(app):
+    attempts = app.config["SMS_CODE_MAX_ATTEMPTS"]
+    with app.test_request_context():
+        send()
+        for _ in range(attempts):
+            check_code(PHONE, PURPOSE, wrong(last_code(app)))
+    events = audit("sms_code_rejected")
+    assert [e.details["voided"] for e in events] == [False] * (attempts - 1) + [True]
+
+
+def test_a_code_never_sent_or_expired_is_audited(app, clock):
+    with app.test_request_context():
+        assert check_code(PHONE, PURPOSE, "123456") == "sms_code_missing_or_expired"
+    [event] = audit("sms_code_rejected")
+    assert event.details["reason"] == "sms_code_missing_or_expired"
+
+
+def test_a_wrong_code_at_registration_is_audited(app, client):
+    from tests.integration.test_registration import (
+        fresh_code,
+        natural_data,
+        post_registration,
+    )
+
+    code = fresh_code(app, client, PHONE)
+    assert post_registration(client, "natural", natural_data(wrong(code))).status_code == 400
+    [event] = audit("sms_code_rejected")
+    assert event.details["reason"] == "sms_code_wrong"
+
+
+def test_a_wrong_captcha_before_sending_is_audited_with_its_purpose(app, client):
+    solve_captcha(app, client, "sms")
+    assert request_code(app, client, captcha="ZZZZ").status_code == 400
+    [event] = audit("captcha_failed")
+    assert event.outcome == "failure"
+    assert event.details == {"purpose": "sms", "reason": "wrong_or_expired"}
+    assert "ZZZZ" not in json.dumps(event.details)
+
+
+def test_a_right_captcha_is_not_audited_as_failed(app, client):
+    assert request_code(app, client).status_code == 200
+    assert audit("captcha_failed") == []
+
+
+# --- the send-code answer names the field and the reason --------------------------------------
+
+
+@pytest.mark.parametrize("captcha", ["A" * 11, "AB\u202eCD"], ids=["too long", "format character"])
+def test_a_captcha_that_cannot_be_an_answer_is_captcha_wrong_at_the_captcha(app, client, captcha):
+    response = request_code(app, client, captcha=captcha)
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["reason"] == "captcha_wrong"
+    assert body["fields"] == {"captcha": "captcha_wrong"}
+    assert set(body["errors"]) == {"captcha"}
+    assert outbox_codes(app) == []
+
+
+def test_an_empty_captcha_is_captcha_wrong_at_the_captcha(app, client):
+    solve_captcha(app, client, "sms")
+    response = request_code(app, client, captcha="")
+    assert response.status_code == 400
+    body = response.get_json()
+    assert (body["reason"], body["fields"]) == ("captcha_wrong", {"captcha": "captcha_wrong"})
+
+
+def test_a_malformed_phone_is_invalid_phone_at_the_phone_only(app, client):
+    response = request_code(app, client, "12800138000")
+    body = response.get_json()
+    assert (body["reason"], body["fields"]) == ("invalid_phone", {"phone": "invalid_phone"})
+    assert body["message"] == body["errors"]["phone"][0]
+
+
+def test_a_bad_phone_and_a_bad_captcha_are_both_named(app, client):
+    response = request_code(app, client, "12800138000", captcha="A" * 11)
+    body = response.get_json()
+    assert body["fields"] == {"phone": "invalid_phone", "captcha": "captcha_wrong"}
+    assert body["reason"] == "invalid_phone"
+
+
+def test_send_code_with_an_expired_form_answers_the_error_page_not_json(app, client):
+    """The page's script shows its own "page expired" text for any answer that is not JSON."""
+    response = client.post("/register/send-code", data={"phone": PHONE, "captcha": "ABCD",
+                                                        "csrf_token": "expired"})
+    assert response.status_code == 400
+    assert not response.is_json
+    assert 'data-reason="csrf_failed"' in response.get_data(as_text=True)
+
+
+def test_the_registration_page_carries_the_scripts_messages_in_the_users_language(app, client):
+    page = client.get("/register/natural?lang=en").get_data(as_text=True)
+    button = re.search(r'<button[^>]*id="send-code"[^>]*>', page).group(0)
+    assert 'data-expired="The page has expired. Please reload it and try again."' in button
+    assert 'data-failed="The code could not be requested. Please check your connection and try again."' in button

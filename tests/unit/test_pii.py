@@ -157,6 +157,84 @@ def test_retire_inactive_keeps_the_active_key_when_it_is_the_only_one(ring):
     assert set(ring.keys) == {"k1"}
 
 
+# --- following the keyring file while running (idp pii rotate-key in another process) --------
+
+
+class Ticker:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def ticker() -> Ticker:
+    return Ticker()
+
+
+@pytest.fixture
+def server(ring, ring_path, ticker) -> Keyring:
+    """The keyring of a running server, loaded before the rotation."""
+    return Keyring.load(ring_path, create=False, monotonic=ticker)
+
+
+def rotate_elsewhere(ring_path, retire: bool) -> Keyring:
+    """What ``idp pii rotate-key [--retire-old]`` does to the file, from its own process."""
+    cli = Keyring.load(ring_path, create=False)
+    cli.add_key()
+    cli.save()
+    if retire:
+        cli.retire_inactive()
+        cli.save()
+    return cli
+
+
+def test_a_running_keyring_encrypts_with_the_new_key_once_the_file_changed(server, ring_path, ticker):
+    rotate_elsewhere(ring_path, retire=True)
+    ticker.now += server.reload_interval
+    token = server.encrypt("13800138000", "accounts.phone")
+    assert server.key_id_of(token) == "k2"
+    assert set(server.keys) == {"k2"}
+    # and the command's own keyring (anyone reading the file) decrypts it
+    assert Keyring.load(ring_path, create=False).decrypt(token, "accounts.phone") == "13800138000"
+
+
+def test_the_keyring_looks_at_the_file_at_most_once_per_interval(server, ring_path, ticker):
+    rotate_elsewhere(ring_path, retire=False)
+    ticker.now += server.reload_interval / 2
+    assert server.key_id_of(server.encrypt("x", "accounts.email")) == "k1"  # not looked yet
+    ticker.now += server.reload_interval / 2
+    assert server.key_id_of(server.encrypt("x", "accounts.email")) == "k2"
+
+
+def test_a_value_written_with_a_key_not_yet_seen_is_decrypted_at_once(server, ring_path):
+    cli = rotate_elsewhere(ring_path, retire=False)
+    token = cli.encrypt("13800138000", "accounts.phone")  # another process, already on k2
+    assert server.decrypt(token, "accounts.phone") == "13800138000"  # no waiting for the interval
+    assert server.active == "k2"
+
+
+def test_the_index_follows_a_new_index_key_in_the_file(server, ring_path, ticker, tmp_path):
+    other = Keyring.load(tmp_path / "other.json", create=True)
+    before = server.index("13800138000", "phone")
+    ring_path.write_text((tmp_path / "other.json").read_text())
+    ticker.now += server.reload_interval
+    assert server.index("13800138000", "phone") == other.index("13800138000", "phone") != before
+
+
+@pytest.mark.parametrize("content", ["", "{not json", '{"active": "k9", "keys": {}, "index_key": ""}'],
+                         ids=["empty", "truncated", "active key missing"])
+def test_a_broken_keyring_file_keeps_the_keys_in_memory(server, ring_path, ticker, content):
+    token = server.encrypt("13800138000", "accounts.phone")
+    ring_path.write_text(content)
+    ticker.now += server.reload_interval
+    assert server.decrypt(token, "accounts.phone") == "13800138000"
+    assert server.key_id_of(server.encrypt("x", "accounts.email")) == "k1"
+
+
 # --- blind index -------------------------------------------------------------------------
 
 

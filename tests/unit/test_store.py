@@ -27,14 +27,16 @@ def clock() -> FrozenClock:
 def redis_store(clock):
     import redis
 
-    store = RedisStore(REDIS_URL, clock, prefix="idp-test-store:")
+    # Its own prefix (per process: parallel runs share the server): clear() deletes only the
+    # keys under it, never the rest of the database (other runs, other applications).
+    store = RedisStore(REDIS_URL, clock, prefix=f"idp-test-store-{os.getpid()}:")
     try:
         store.redis.ping()
     except redis.exceptions.ConnectionError as exc:  # includes timeouts
         pytest.skip(f"Redis unreachable at {REDIS_URL}: {exc}")
-    store.redis.flushdb()
+    store.clear()
     yield store
-    store.redis.flushdb()
+    store.clear()
     store.redis.close()
 
 
@@ -319,3 +321,17 @@ def test_create_store_picks_the_implementation_from_the_url(clock):
     assert isinstance(create_store(REDIS_URL, clock), RedisStore)  # no connection is made
     with pytest.raises(ValueError):
         create_store("memcached://127.0.0.1", clock)
+
+
+def test_redis_clear_deletes_only_the_keys_under_the_stores_prefix(redis_store):
+    outsider = f"not-idp-{os.getpid()}"
+    try:
+        redis_store.set("mine", b"1", 60)
+        redis_store.incr("counter", 60)
+        redis_store.redis.set(outsider, b"someone else's")
+        redis_store.clear()
+        assert redis_store.get("mine") is None
+        assert redis_store.count("counter") == 0
+        assert redis_store.redis.get(outsider) == b"someone else's"
+    finally:
+        redis_store.redis.delete(outsider)

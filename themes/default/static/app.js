@@ -80,26 +80,47 @@
         }
       }, 1000);
     }
+    function show(message, ok) {
+      status.textContent = message || "";
+      status.className = ok ? "hint ok" : "error";
+    }
+    // Mark the fields the server named (answer.fields: {name: reason}); clear the others.
+    function markFields(fields) {
+      [["phone", phoneInput], ["captcha", captcha]].forEach(function (pair) {
+        if (!pair[1]) return;
+        if (fields && fields[pair[0]]) pair[1].setAttribute("aria-invalid", "true");
+        else pair[1].removeAttribute("aria-invalid");
+      });
+    }
+    var phoneInput = document.getElementById(button.getAttribute("data-phone"));
+    var captcha = document.getElementById(button.getAttribute("data-captcha"));
     button.addEventListener("click", function () {
       var body = new URLSearchParams();
       body.set("csrf_token", form.querySelector("[name=csrf_token]").value);
-      body.set("phone", document.getElementById(button.getAttribute("data-phone")).value);
-      var captcha = document.getElementById(button.getAttribute("data-captcha"));
+      body.set("phone", phoneInput.value);
       if (captcha) body.set("captcha", captcha.value);
       button.disabled = true;
       fetch(button.getAttribute("data-url"), {
         method: "POST", body: body, credentials: "same-origin",
-        headers: { "Content-Type": "application/x-www-form-urlencoded" }
-      }).then(function (response) { return response.json(); }).then(function (answer) {
-        status.textContent = answer.message || "";
-        status.className = answer.ok ? "hint ok" : "error";
+        headers: { "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json" }
+      }).then(function (response) {
+        var type = response.headers.get("Content-Type") || "";
+        // Anything but JSON is an error page (an expired form, a proxy's answer …): say so.
+        if (type.indexOf("application/json") !== 0) return { ok: false, message: button.getAttribute("data-expired") };
+        return response.json();
+      }).then(function (answer) {
+        show(answer.message, answer.ok);
+        markFields(answer.fields);
         if (answer.ok || answer.retry_after) countdown(answer.retry_after || 60); else button.disabled = false;
         if (captcha) {
           captcha.value = "";
           var refresh = captcha.parentNode.querySelector("[data-captcha]");
           if (refresh) refresh.click();
         }
-      }).catch(function () { button.disabled = false; });
+      }).catch(function () {
+        show(button.getAttribute("data-failed"), false);
+        button.disabled = false;
+      });
     });
   }
 

@@ -1,0 +1,1 @@
+"""The staff console (/admin/): clients, users, review queues, audit, dashboard."""

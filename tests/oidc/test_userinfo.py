@@ -1,0 +1,215 @@
+"""Basic OP: the userinfo endpoint (OIDC Core §5.3, §5.4; RFC 6750 §2 and §3): claims by
+scope, the three ways of sending the token, and the bearer-token errors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from idp.extensions import db
+from tests.oidc.conftest import basic_auth, bearer
+
+
+@pytest.fixture
+def trusted(make_client):
+    return make_client(trusted=True)
+
+
+def tokens_for(rp, trusted, scope, **kwargs):
+    client_id, secret = trusted
+    return rp.sign_in(client_id, secret, scope=scope, **kwargs)
+
+
+def info(rp, token) -> dict:
+    response = rp.userinfo(token)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    return response.get_json()
+
+
+def assert_no_empty_values(claims: dict) -> None:
+    for key, value in claims.items():
+        assert value not in ("", None, [], {}), key
+        if isinstance(value, dict):
+            assert_no_empty_values(value)
+
+
+# --- claims by scope -------------------------------------------------------------------------
+
+
+def test_openid_alone_gives_sub_and_account_type(rp, trusted, person):
+    tokens = tokens_for(rp, trusted, "openid")
+    claims = info(rp, tokens["access_token"])
+    assert claims == {"sub": person.sub, "account_type": "natural"}
+    assert claims["sub"] == tokens["claims"]["sub"]
+
+
+def test_profile_scope_gives_profile_claims(rp, trusted, person):
+    claims = info(rp, tokens_for(rp, trusted, "openid profile")["access_token"])
+    assert claims["preferred_username"] == "zhang_san"
+    assert claims["name"] == "张三"
+    assert "email" not in claims and "phone_number" not in claims
+    assert_no_empty_values(claims)
+
+
+def test_email_scope_gives_the_email(rp, trusted, person):
+    claims = info(rp, tokens_for(rp, trusted, "openid email")["access_token"])
+    assert claims["email"] == "zhangsan@example.cn"
+    assert isinstance(claims["email_verified"], bool)
+    assert "name" not in claims
+
+
+def test_phone_scope_gives_the_phone_number_in_e164(rp, trusted, person):
+    claims = info(rp, tokens_for(rp, trusted, "openid phone")["access_token"])
+    assert claims["phone_number"] == "+8613800138000"
+    assert isinstance(claims["phone_number_verified"], bool)
+
+
+def test_address_scope_gives_the_address_as_a_structure(rp, trusted, person):
+    person.address = "福建省福州市鼓楼区五四路 1 号"
+    db.session.commit()
+    claims = info(rp, tokens_for(rp, trusted, "openid address")["access_token"])
+    assert claims["address"] == {"formatted": "福建省福州市鼓楼区五四路 1 号"}
+
+
+def test_absent_data_means_absent_claims_never_empty_strings(rp, trusted, app):
+    from tests.conftest import make_account
+
+    make_account("natural", "wang_wu", name="王五", phone="13700137000", email=None)
+    tokens = tokens_for(rp, trusted, "openid profile email phone address", login_name="wang_wu")
+    claims = info(rp, tokens["access_token"])
+    for absent in ("email", "email_verified", "address", "gender", "birthdate"):
+        assert absent not in claims, absent
+    assert_no_empty_values(claims)
+
+
+def test_scope_claims_never_exceed_the_granted_scope(rp, make_client, person):
+    client_id, secret = make_client(trusted=True, scopes=["openid", "profile"])
+    tokens = rp.sign_in(client_id, secret, scope="openid profile email phone")
+    assert tokens["scope"].split() == ["openid", "profile"]
+    claims = info(rp, tokens["access_token"])
+    assert "email" not in claims and "phone_number" not in claims
+
+
+def test_org_scope_gives_the_unit_of_a_legal_account(rp, trusted, unit):
+    tokens = tokens_for(rp, trusted, "openid org", login_name="fz_unit", account_type="legal")
+    claims = info(rp, tokens["access_token"])
+    assert claims["account_type"] == "legal"
+    assert claims["org"]["name"] == "福州示例有限公司"
+    assert claims["org"]["uscc"] == "91350100M000100Y43"
+    assert claims["org"]["kind"] == "enterprise"
+
+
+def test_org_scope_gives_nothing_for_a_natural_person(rp, trusted, person):
+    claims = info(rp, tokens_for(rp, trusted, "openid org")["access_token"])
+    assert "org" not in claims
+
+
+def test_verification_scope_says_unverified_for_a_new_account(rp, trusted, person):
+    claims = info(rp, tokens_for(rp, trusted, "openid verification")["access_token"])
+    assert claims["verification_status"] == "unverified"
+    assert "verified_claims" not in claims
+
+
+def test_userinfo_sub_equals_the_id_token_sub(rp, trusted, person):
+    tokens = tokens_for(rp, trusted, "openid profile")
+    assert info(rp, tokens["access_token"])["sub"] == tokens["claims"]["sub"]
+
+
+# --- how the token is sent -------------------------------------------------------------------
+
+
+def test_userinfo_by_get_with_the_authorization_header(rp, trusted, person):
+    token = tokens_for(rp, trusted, "openid")["access_token"]
+    response = rp.browser.get("/userinfo", headers=bearer(token))
+    assert response.status_code == 200 and response.get_json()["sub"] == person.sub
+    assert "no-store" in response.headers["Cache-Control"]
+
+
+def test_userinfo_by_post_with_the_authorization_header(rp, trusted, person):
+    token = tokens_for(rp, trusted, "openid")["access_token"]
+    response = rp.browser.post("/userinfo", headers=bearer(token))
+    assert response.status_code == 200 and response.get_json()["sub"] == person.sub
+
+
+def test_userinfo_by_post_with_the_token_in_the_form_body(rp, trusted, person):
+    token = tokens_for(rp, trusted, "openid")["access_token"]
+    response = rp.browser.post("/userinfo", data={"access_token": token})
+    assert response.status_code == 200 and response.get_json()["sub"] == person.sub
+
+
+def test_userinfo_bearer_scheme_is_case_insensitive(rp, trusted, person):
+    token = tokens_for(rp, trusted, "openid")["access_token"]
+    response = rp.browser.get("/userinfo", headers={"Authorization": f"bearer {token}"})
+    assert response.status_code == 200
+
+
+def test_userinfo_with_the_token_in_header_and_body_is_an_invalid_request(rp, trusted, person):
+    token = tokens_for(rp, trusted, "openid")["access_token"]
+    response = rp.browser.post("/userinfo", headers=bearer(token), data={"access_token": token})
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_request"
+
+
+# --- bearer-token errors ---------------------------------------------------------------------
+
+
+def assert_invalid_token(response) -> None:
+    assert response.status_code == 401, response.get_data(as_text=True)
+    challenge = response.headers.get("WWW-Authenticate", "")
+    assert challenge.startswith("Bearer "), challenge
+    assert re.search(r'error="invalid_token"', challenge), challenge
+
+
+def test_userinfo_without_a_token_asks_for_one(rp):
+    response = rp.browser.get("/userinfo")
+    assert response.status_code == 401
+    challenge = response.headers.get("WWW-Authenticate", "")
+    assert challenge.startswith("Bearer ")
+    # RFC 6750 §3.1: with no authentication information, no error code.
+    assert "invalid_token" not in challenge
+
+
+@pytest.mark.parametrize("token", ["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "x" * 9000])
+def test_userinfo_with_a_garbage_token_is_invalid_token(rp, token):
+    assert_invalid_token(rp.browser.get("/userinfo", headers=bearer(token)))
+
+
+def test_userinfo_with_an_expired_token_is_invalid_token(rp, trusted, person, clock, app):
+    token = tokens_for(rp, trusted, "openid")["access_token"]
+    clock.advance(app.config["ACCESS_TOKEN_TTL"] + 1)
+    assert_invalid_token(rp.userinfo(token))
+
+
+def test_userinfo_with_a_revoked_token_is_invalid_token(rp, trusted, person):
+    """Revoked through its grant: revoking the refresh token ends the access token too
+    (the access-token path of /revoke is tested in test_revocation)."""
+    client_id, secret = trusted
+    tokens = tokens_for(rp, trusted, "openid")
+    assert rp.userinfo(tokens["access_token"]).status_code == 200
+    revoked = rp.browser.post("/revoke", data={"token": tokens["refresh_token"]},
+                              headers=basic_auth(client_id, secret))
+    assert revoked.status_code == 200
+    assert_invalid_token(rp.userinfo(tokens["access_token"]))
+
+
+def test_userinfo_with_a_tampered_token_is_invalid_token(rp, trusted, person):
+    token = tokens_for(rp, trusted, "openid")["access_token"]
+    head, payload, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    assert_invalid_token(rp.userinfo(f"{head}.{payload}.{flipped}"))
+
+
+def test_userinfo_refuses_an_id_token_as_access_token(rp, trusted, person):
+    tokens = tokens_for(rp, trusted, "openid")
+    assert_invalid_token(rp.userinfo(tokens["id_token"]))
+
+
+def test_userinfo_with_a_client_credentials_token_is_refused(rp, make_client):
+    client_id, secret = make_client(grant_types=["client_credentials"], redirect_uris=[])
+    token = rp.browser.post("/token", data={"grant_type": "client_credentials"},
+                            headers=basic_auth(client_id, secret)).get_json()["access_token"]
+    response = rp.userinfo(token)
+    assert response.status_code in (401, 403)
+    assert "WWW-Authenticate" in response.headers
