@@ -266,18 +266,21 @@ def pii_rotate_key(retire_old):
 # --- serving -----------------------------------------------------------------------------
 
 @main.command("serve")
-@click.option("--workers", type=int, default=None, help="default: IDP_WORKERS, else 2 x cores + 1")
+@click.option("--workers", type=int, default=None, help="default: IDP_WORKERS, else one per core")
 @with_appcontext
 def serve(workers):
     """Run the production server (gunicorn) with the same configuration."""
     from gunicorn.app.base import BaseApplication
 
+    from idp.oauth import keys as signing
+
     cfg = current_app.config
+    signing.ensure_keys()  # before the workers start, so they never race to create keys
     if cfg["REDIS_URL"].startswith("memory://"):
         workers = 1
         _log("IDP_REDIS_URL=memory:// keeps sessions in-process: serving with ONE worker")
     else:
-        workers = workers or cfg["WORKERS"] or (2 * multiprocessing.cpu_count() + 1)
+        workers = workers or cfg["WORKERS"] or multiprocessing.cpu_count()
 
     class Server(BaseApplication):
         def load_config(self):

@@ -97,7 +97,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STAFF_SESSION_IDLE", 1800, "seconds of inactivity after which staff must sign in again", int),
     Setting("MAX_FORM_BYTES", 2 * 1024 * 1024, "largest request body accepted", int),
     Setting("TRUSTED_PROXIES", 0, "reverse proxies in front whose X-Forwarded-For is trusted", int),
-    Setting("WORKERS", 0, "gunicorn workers for `idp serve`; 0 = 2 x cores + 1", int),
+    Setting("WORKERS", 0, "gunicorn workers for `idp serve`; 0 = one per core (measured best for this CPU-bound server, bench/)", int),
 )
 
 

@@ -41,27 +41,44 @@ def _create(alg: str) -> SigningKey:
 
 
 def ensure_keys() -> None:
-    """One active key per algorithm (first start)."""
+    """One active key per algorithm (first start). Workers starting together may each create
+    one; they then all keep the oldest and retire the others (still published, so whatever
+    they signed meanwhile verifies)."""
     active = {k.alg for k in db.session.execute(db.select(SigningKey).filter_by(active=True)).scalars()}
     missing = [alg for alg in ALGORITHMS if alg not in active]
     for alg in missing:
         _create(alg)
     if missing:
         db.session.commit()
+        _keep_one_active_per_alg()
         invalidate()
+
+
+def _retire(row: SigningKey) -> None:
+    cfg = current_app.config
+    now = services().clock.now()
+    row.active = False
+    row.retired_at = now
+    row.publish_until = now + timedelta(seconds=max(cfg["ACCESS_TOKEN_TTL"], cfg["ID_TOKEN_TTL"]) + 300)
+
+
+def _keep_one_active_per_alg() -> None:
+    rows = db.session.execute(
+        db.select(SigningKey).filter_by(active=True).order_by(SigningKey.id)).scalars().all()
+    seen = set()
+    for row in rows:
+        if row.alg in seen:
+            _retire(row)
+        seen.add(row.alg)
+    db.session.commit()
 
 
 def rotate(algs=ALGORITHMS) -> list[str]:
     """Publish new keys; the old ones stay in the JWKS until their tokens have expired."""
-    cfg = current_app.config
-    now = services().clock.now()
-    lifetime = max(cfg["ACCESS_TOKEN_TTL"], cfg["ID_TOKEN_TTL"]) + 300
     new = []
     for alg in algs:
         for old in db.session.execute(db.select(SigningKey).filter_by(alg=alg, active=True)).scalars():
-            old.active = False
-            old.retired_at = now
-            old.publish_until = now + timedelta(seconds=lifetime)
+            _retire(old)
         new.append(_create(alg).kid)
     db.session.commit()
     invalidate()
@@ -104,8 +121,14 @@ def public_jwks() -> dict:
     return _load()["jwks"]
 
 
-def verification_keys() -> KeySet:
-    return _load()["verify"]
+def verification_keys(kid: str | None = None) -> KeySet:
+    """The published keys; a ``kid`` this process has not seen yet (another worker rotated or
+    created keys a moment ago) reloads them once."""
+    keyset = _load()["verify"]
+    if kid is not None and all(key.kid != kid for key in keyset.keys):
+        invalidate()
+        keyset = _load()["verify"]
+    return keyset
 
 
 def signing_key(alg: str | None = None):

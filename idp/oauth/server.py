@@ -7,6 +7,8 @@ tokens. Access tokens are JWTs per RFC 9068 with a unique ``jti`` each.
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -62,12 +64,20 @@ def access_token(client, grant_type, user, scope) -> str:
     return sign(claims, typ="at+jwt")
 
 
+def _kid_of(token: str) -> str | None:
+    try:
+        header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    except (ValueError, TypeError):
+        return None
+    return header.get("kid") if isinstance(header, dict) else None
+
+
 def verify_access_token(token: str) -> dict | None:
     """The claims of a valid, unrevoked access token of this provider, else None."""
     if not token or token.count(".") != 2 or len(token) > 8192:
         return None
     try:
-        decoded = jwt.decode(token, keys.verification_keys(), algorithms=list(keys.ALGORITHMS))
+        decoded = jwt.decode(token, keys.verification_keys(_kid_of(token)), algorithms=list(keys.ALGORITHMS))
     except (JoseError, ValueError, TypeError):
         return None
     if decoded.header.get("typ") != "at+jwt":
