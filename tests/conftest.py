@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,51 @@ def make_account(account_type: str = "natural", login_name: str = "zhang_san", p
     profile.setdefault("name", "张三")
     profile.setdefault("phone", "13800138000")
     return create_account(account_type, login_name, password, **profile)
+
+
+def reason_of(response) -> str | None:
+    """The stable reason code a page carries in its data-reason attribute."""
+    match = re.search(r'data-reason="([^"]*)"', response.get_data(as_text=True))
+    return match.group(1) if match else None
+
+
+def audit_events(name: str | None = None):
+    from idp.models.audit import AuditEvent
+
+    db.session.expire_all()
+    query = db.select(AuditEvent).order_by(AuditEvent.id)
+    if name:
+        query = query.filter_by(event=name)
+    return list(db.session.execute(query).scalars())
+
+
+class FormState(HTMLParser):
+    """What a browser would submit again: input values and selected options, and which fields
+    show an error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, str] = {}
+        self.error_ids: set[str] = set()
+        self._select: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "input" and a.get("name") and a.get("type") not in {"password", "submit", "button"}:
+            self.values[a["name"]] = a.get("value") or ""
+        elif tag == "select":
+            self._select = a.get("name")
+        elif tag == "option" and self._select and "selected" in a:
+            self.values[self._select] = a.get("value") or ""
+        elif tag == "p" and "error" in (a.get("class") or "").split() and a.get("id"):
+            self.error_ids.add(a["id"])
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+
+
+def form_state(page: str) -> FormState:
+    parser = FormState()
+    parser.feed(page)
+    return parser

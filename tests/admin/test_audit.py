@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from idp.admin.audit import AuditLogImmutable
 from idp.extensions import db
 from idp.models.audit import AuditEvent
-from tests.conftest import login, make_account
+from tests.conftest import login, make_account, reason_of
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -34,11 +34,6 @@ def admin(console):
 
 def text(response) -> str:
     return response.get_data(as_text=True)
-
-
-def reason_of(response) -> str | None:
-    match = re.search(r'data-reason="([^"]*)"', text(response))
-    return match.group(1) if match else None
 
 
 def entry_ids(response) -> list[int]:

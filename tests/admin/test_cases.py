@@ -16,18 +16,13 @@ from idp.models.accounts import ACTIVE, DISABLED, PENDING_REVIEW, Account
 from idp.models.audit import AuditEvent
 from idp.models.cases import APPROVED, PENDING, REGISTRATION, REJECTED, ReviewCase
 from tests.admin.conftest import sign_in
-from tests.conftest import csrf_token, login, make_account
+from tests.conftest import csrf_token, login, make_account, reason_of
 
 
 @pytest.fixture
 def settings(settings):
     settings["REGISTRATION_REVIEW"] = True
     return settings
-
-
-def reason_of(response) -> str | None:
-    match = re.search(r'data-reason="([^"]*)"', response.get_data(as_text=True))
-    return match.group(1) if match else None
 
 
 def case_of(account: Account) -> ReviewCase:

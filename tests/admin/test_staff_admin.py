@@ -14,12 +14,7 @@ from idp.extensions import db
 from idp.models.audit import AuditEvent
 from idp.models.staff import StaffUser
 from tests.admin.conftest import STAFF_PASSWORD, current_code, sign_in
-from tests.conftest import csrf_token
-
-
-def reason_of(response) -> str | None:
-    match = re.search(r'data-reason="([^"]*)"', response.get_data(as_text=True))
-    return match.group(1) if match else None
+from tests.conftest import csrf_token, reason_of
 
 
 def post(client, path: str, **data):

@@ -19,7 +19,7 @@ from idp.models.accounts import ACTIVE, DISABLED, Account
 from idp.models.audit import AuditEvent
 from idp.models.oauth import Job, RefreshToken
 from tests.admin.conftest import form_token
-from tests.conftest import PASSWORD, login, make_account, session_data
+from tests.conftest import PASSWORD, login, make_account, session_data, reason_of
 from tests.oidc.conftest import RelyingParty, id_token_verifier, jwks_reader, jwt_verifier
 
 ACTIONS = ("lock", "unlock", "disable", "enable", "force-password-change", "end-sessions")
@@ -57,11 +57,6 @@ def support(console):
 
 def text(response) -> str:
     return response.get_data(as_text=True)
-
-
-def reason_of(response) -> str | None:
-    match = re.search(r'data-reason="([^"]*)"', text(response))
-    return match.group(1) if match else None
 
 
 def result_logins(response) -> list[str]:

@@ -15,20 +15,8 @@ from idp.models.accounts import Account
 from idp.models.audit import AuditEvent
 from idp.security.pii import Keyring, KeyringError
 from idp.settings import ConfigurationError, load_settings
-from tests.conftest import CHEAP_ARGON2, PASSWORD, csrf_token, login, make_account, session_data, solve_captcha
-
-
-def reason_of(response) -> str | None:
-    match = re.search(r'data-reason="([^"]*)"', response.get_data(as_text=True))
-    return match.group(1) if match else None
-
-
-def events(name: str | None = None) -> list[AuditEvent]:
-    db.session.expire_all()
-    query = db.select(AuditEvent).order_by(AuditEvent.id)
-    if name:
-        query = query.filter_by(event=name)
-    return list(db.session.execute(query).scalars())
+from tests.conftest import CHEAP_ARGON2, PASSWORD, csrf_token, login, make_account, session_data, solve_captcha, reason_of
+from tests.conftest import audit_events as events
 
 
 def login_events() -> list[str]:

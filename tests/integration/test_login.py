@@ -15,8 +15,8 @@ import pytest
 
 from idp.extensions import db
 from idp.models.accounts import PENDING_REVIEW
-from idp.models.audit import AuditEvent
-from tests.conftest import PASSWORD, csrf_token, login, make_account, session_data, solve_captcha
+from tests.conftest import PASSWORD, csrf_token, login, make_account, session_data, solve_captcha, reason_of
+from tests.conftest import audit_events as events
 
 WRONG = "Wr0ng!pass"
 
@@ -30,11 +30,6 @@ def settings(settings, request):
     settings.update(getattr(request, "param", {}))
     return settings
 
-
-
-def reason_of(response) -> str | None:
-    match = re.search(r'data-reason="([^"]*)"', response.get_data(as_text=True))
-    return match.group(1) if match else None
 
 
 def store(app):
@@ -60,14 +55,6 @@ def post_login(app, client, login_name, password=PASSWORD, account_type="natural
 def _token(client, page, environ_base):
     text = client.get(page, environ_base=environ_base).get_data(as_text=True)
     return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', text).group(1)
-
-
-def events(name: str | None = None) -> list[AuditEvent]:
-    db.session.expire_all()
-    query = db.select(AuditEvent).order_by(AuditEvent.id)
-    if name:
-        query = query.filter_by(event=name)
-    return list(db.session.execute(query).scalars())
 
 
 def account_failures(app, account) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from html import unescape
-from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -22,42 +21,13 @@ from idp.accounts.views import FIELD_MESSAGES
 from idp.extensions import db, services
 from idp.models.accounts import Account
 from idp.models.audit import AuditEvent
-from tests.conftest import PASSWORD, csrf_token, login, make_account, solve_captcha
+from tests.conftest import PASSWORD, csrf_token, form_state, login, make_account, solve_captcha
 
 ID_NUMBER = "11010519491231002X"
 OTHER_ID = "440524188001010014"
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-class FormState(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.values: dict[str, str] = {}
-        self.error_ids: set[str] = set()
-        self._select: str | None = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "input" and a.get("name") and a.get("type") not in {"password", "submit", "button"}:
-            self.values[a["name"]] = a.get("value") or ""
-        elif tag == "select":
-            self._select = a.get("name")
-        elif tag == "option" and self._select and "selected" in a:
-            self.values[self._select] = a.get("value") or ""
-        elif tag == "p" and "error" in (a.get("class") or "").split() and a.get("id"):
-            self.error_ids.add(a["id"])
-
-    def handle_endtag(self, tag):
-        if tag == "select":
-            self._select = None
-
-
-def form_state(page: str) -> FormState:
-    parser = FormState()
-    parser.feed(page)
-    return parser
 
 
 def profile_values(page: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ codes and database state — never on translated copy.
 from __future__ import annotations
 
 import threading
-from html.parser import HTMLParser
 
 import pytest
 from markupsafe import escape
@@ -19,8 +18,8 @@ from idp.accounts.views import FIELD_MESSAGES
 from idp.extensions import db, services
 from idp.models.accounts import Account
 from idp.models.cases import ReviewCase
-from tests.conftest import (PASSWORD, csrf_token, login, make_account, outbox_codes, session_data,
-                            solve_captcha)
+from tests.conftest import (PASSWORD, csrf_token, form_state, login, make_account, outbox_codes,
+                            session_data, solve_captcha)
 
 PHONE = "13800138000"
 OTHER_PHONE = "13900139000"
@@ -34,37 +33,6 @@ def settings(settings, request):
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-class FormState(HTMLParser):
-    """What a browser would submit again: input values, textarea text and selected options."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.values: dict[str, str] = {}
-        self.error_ids: set[str] = set()
-        self._select: str | None = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "input" and a.get("name") and a.get("type") not in {"password", "submit", "button"}:
-            self.values[a["name"]] = a.get("value") or ""
-        elif tag == "select":
-            self._select = a.get("name")
-        elif tag == "option" and self._select and "selected" in a:
-            self.values[self._select] = a.get("value") or ""
-        elif tag == "p" and "error" in (a.get("class") or "").split() and a.get("id"):
-            self.error_ids.add(a["id"])
-
-    def handle_endtag(self, tag):
-        if tag == "select":
-            self._select = None
-
-
-def form_state(page: str) -> FormState:
-    parser = FormState()
-    parser.feed(page)
-    return parser
 
 
 def account_count() -> int:
