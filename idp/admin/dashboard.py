@@ -64,7 +64,8 @@ def hourly_chart_svg() -> Markup:
     peak = max((n for _, n in data), default=0) or 1
     width, height, bar = 720, 200, 30
     parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height + 30}" '
-             f'xmlns="http://www.w3.org/2000/svg">']
+             f'xmlns="http://www.w3.org/2000/svg">',
+             f'<line x1="0" y1="{height}" x2="{24 * bar}" y2="{height}" class="baseline"/>']
     for i, (hour, n) in enumerate(data):
         h = round(height * n / peak)
         x = i * bar + 2
