@@ -870,3 +870,9 @@ def test_next_ignores_anything_but_a_local_path(app, client, target):
     parts = urlsplit(location)
     assert parts.netloc in ("", "localhost")
     assert parts.path == "/center/profile"
+
+
+def test_the_tab_links_keep_the_page_to_return_to(client):
+    page = client.get("/login?next=/center/profile").get_data(as_text=True)
+    assert 'href="/login?type=legal&amp;next=/center/profile"' in page
+    assert 'href="/login?type=natural&amp;next=/center/profile"' in page
