@@ -21,6 +21,8 @@ from idp.security.passwords import PasswordHashing
 from idp.security.pii import Keyring
 from idp.services.captcha import create_captcha
 from idp.services.sms import create_sms_sender
+from idp.services.storage import create_document_storage
+from idp.services.verifier import create_verifier
 from idp.sessions import StoreSessionInterface
 from idp.settings import load_settings
 from idp.store import create_store
@@ -66,6 +68,8 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
         ),
         sms=create_sms_sender(cfg, clock),
         captcha=create_captcha(cfg, store),
+        verifier=create_verifier(cfg, clock),
+        documents=create_document_storage(cfg, keyring),
     )
     app.session_interface = StoreSessionInterface(store, cfg["SESSION_LIFETIME"], clock)
 
@@ -101,6 +105,10 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
     app.register_blueprint(admin_clients_bp)
     app.register_blueprint(registration.create_blueprint(app))
     from idp.admin.cases import bp as admin_cases_bp
+    from idp.verification import service as _verification  # noqa: F401  (registers its case types)
+    from idp.verification.views import bp as verification_bp
+
+    app.register_blueprint(verification_bp)
     from idp.admin.staff_views import bp as admin_staff_bp
 
     app.register_blueprint(admin_cases_bp)

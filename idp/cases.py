@@ -18,9 +18,15 @@ Rules, each refusal a ``CaseError`` with a stable reason code:
   rejection needs a reason (``reason_required``, at most ``MAX_REASON`` characters:
   ``reason_too_long``); a decision is final (``already_decided``); a case whose type no handler
   is registered for cannot be decided (``unknown_case_type``), lest a decision do nothing.
-- The decision, its timestamps and the handler's effect commit in one transaction. Every
-  step, refused ones included, is audited through ``signals.staff_action`` (details
-  ``{"action": "case_claimed" | "case_released" | "case_approved" | "case_rejected", "case_id"}``).
+- The decision, its timestamps and the handler's effect commit in one transaction. Then
+  ``signals.case_decided`` announces it (details ``{"action": "case_approved" |
+  "case_rejected", "decision", "case_id", "case_type", "account_id", "reason"}``); its
+  subscribers are the audit log and the areas' notices (the SMS of real-name verification).
+  Every other step, refused decisions included, is audited through ``signals.staff_action``
+  (details ``{"action": "case_claimed" | "case_released" | …, "case_id"}``).
+- A case withdrawn by its area without a decision (verification data changed) is ``voided``.
+- A case type may offer ``describe_clear``: the data in clear, which the console shows only to
+  the reviewer holding the case, auditing each view (``personal_data_viewed``).
 
 Registration review (``REGISTRATION_REVIEW`` on): approval makes the account ``active``;
 rejection makes it ``disabled`` and the reviewer's reason stays on the case, where
@@ -46,11 +52,11 @@ from idp import signals
 from idp.accounts.profile import profile_rows
 from idp.extensions import db, services
 from idp.models.accounts import ACTIVE, DISABLED, PENDING_REVIEW, Account
-from idp.models.cases import APPROVED, PENDING, REGISTRATION, REJECTED, ReviewCase
+from idp.models.cases import APPROVED, PENDING, REGISTRATION, REJECTED, VOIDED, ReviewCase
 from idp.models.staff import StaffUser
 from idp.security.pii import mask_date, mask_document, mask_email, mask_phone, mask_text
 
-STATES = (PENDING, APPROVED, REJECTED)
+STATES = (PENDING, APPROVED, REJECTED, VOIDED)
 CLAIM_IDLE = timedelta(minutes=30)
 # Opening a case one holds counts as activity; written at most this often (seconds).
 ACTIVITY_WRITE_INTERVAL = 60
@@ -112,6 +118,8 @@ class CaseType:
     on_rejected: Callable[[ReviewCase], None] = _nothing
     # Sections of (code, label, masked value) rows: what the reviewer is shown.
     describe: Callable[[ReviewCase], list[Section]] = field(default=describe_data)
+    # Sections with personal data in clear, for the reviewer holding the case only (audited).
+    describe_clear: Callable[[ReviewCase], list[Section]] | None = None
 
 
 _registry: dict[str, CaseType] = {}
@@ -404,7 +412,11 @@ def _decide(case: ReviewCase, staff: StaffUser, decision: str, reason: str | Non
     except BaseException:
         db.session.rollback()
         raise
-    _audit(action, case, staff, account_id=case.account_id)
+    signals.case_decided.send(
+        current_app._get_current_object(), subject=f"case:{case.id}", actor=staff.login,
+        details={"action": action, "decision": decision, "case_id": case.id, "case_type": case.case_type,
+                 "account_id": case.account_id, "reason": reason},
+    )
     return case
 
 

@@ -53,6 +53,8 @@ class ClientSpec:
     allowed_account_types: list[str] = field(default_factory=lambda: list(ACCOUNT_TYPES))
     token_endpoint_auth_method: str = "client_secret_basic"
     trusted: bool = False
+    # Only real-name verified users may sign in (others get a page that explains why).
+    require_verified: bool = False
     logo_uri: str | None = None
     initiate_login_uri: str | None = None
     backchannel_logout_uri: str | None = None
@@ -108,12 +110,13 @@ def validate(spec: ClientSpec) -> ClientSpec:
             raise ClientError("scopes", "unsupported_scope")
     if not spec.allowed_account_types or set(spec.allowed_account_types) - set(ACCOUNT_TYPES):
         raise ClientError("allowed_account_types", "invalid_account_types")
+    spec.require_verified = bool(spec.require_verified)
     return spec
 
 
 def _apply(client: Client, spec: ClientSpec) -> None:
     for name in ("name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes",
-                 "allowed_account_types", "token_endpoint_auth_method", "trusted", "logo_uri",
+                 "allowed_account_types", "token_endpoint_auth_method", "trusted", "require_verified", "logo_uri",
                  "initiate_login_uri", "backchannel_logout_uri", "description"):
         setattr(client, name, getattr(spec, name))
 
@@ -526,6 +529,7 @@ def update_dynamically(client: Client, spec: ClientSpec, id_token_alg: str | Non
         raise ClientError("token_endpoint_auth_method", "auth_method_change_not_allowed")
     _check_id_token_alg(id_token_alg)
     spec.trusted = client.trusted
+    spec.require_verified = client.require_verified
     spec.description = client.description
     if not spec.logo_uri and client.logo_file:
         spec.logo_uri = client.logo_uri

@@ -39,3 +39,29 @@ class ReplacingFormDataParser(FormDataParser):
 
 class IdpRequest(Request):
     form_data_parser_class = ReplacingFormDataParser
+
+    # Document uploads (two photos of at most 1 MB each) are the one larger body; every other
+    # path keeps the global MAX_FORM_BYTES. Decided by path, as the CSRF check reads the form
+    # before any view could raise the limit.
+    UPLOAD_PATHS = ("/center/profile/documents",)
+    UPLOAD_BODY_LIMIT = 3 * 1024 * 1024
+
+    @property
+    def max_content_length(self):  # type: ignore[override]
+        if self.path in self.UPLOAD_PATHS:
+            return self.UPLOAD_BODY_LIMIT
+        return super().max_content_length
+
+    @max_content_length.setter
+    def max_content_length(self, value):
+        Request.max_content_length.fset(self, value)
+
+    @property
+    def max_form_memory_size(self):  # type: ignore[override]
+        if self.path in self.UPLOAD_PATHS:
+            return self.UPLOAD_BODY_LIMIT
+        return super().max_form_memory_size
+
+    @max_form_memory_size.setter
+    def max_form_memory_size(self, value):
+        Request.max_form_memory_size.fset(self, value)

@@ -33,6 +33,14 @@ staff_login_succeeded = _events.signal("staff_login_succeeded")
 staff_login_failed = _events.signal("staff_login_failed")
 staff_enrolled = _events.signal("staff_enrolled")
 staff_action = _events.signal("staff_action")  # any change made in the console
+# A review case was approved or rejected (sent by idp.cases on every decision); subscribers:
+# the audit log, and the SMS notice of real-name verification (idp.verification.service).
+case_decided = _events.signal("case_decided")
+verification_checked = _events.signal("verification_checked")  # an automatic real-name check ran
+verification_submitted = _events.signal("verification_submitted")  # documents submitted for review
+verification_voided = _events.signal("verification_voided")  # a pending review voided by a data change
+identity_conflict = _events.signal("identity_conflict")  # identity data already verified elsewhere
+personal_data_viewed = _events.signal("personal_data_viewed")  # a reviewer saw clear data or a document
 
 SECURITY_EVENTS = (
     account_registered, login_succeeded, login_failed, account_locked, logged_out,
@@ -40,5 +48,6 @@ SECURITY_EVENTS = (
     pii_key_rotated, token_revoked, consent_granted, consent_revoked, client_changed,
     session_ended, signing_key_rotated, captcha_failed, sms_code_rejected, sms_unavailable,
     staff_login_succeeded, staff_login_failed, staff_enrolled,
-    staff_action,
+    staff_action, case_decided, verification_checked, verification_submitted, verification_voided,
+    identity_conflict, personal_data_viewed,
 )

@@ -30,7 +30,7 @@ SMS_PURPOSE_REGISTER = "register"
 # reasons from ``verify_code``.
 REASONS = (
     "unknown_account_type", "invalid_login_name", "login_name_taken", "uscc_taken",
-    "document_taken", "document_number_required", "document_type_region_mismatch", "birth_date_mismatch",
+    "document_taken", "identity_verified_elsewhere", "document_number_required", "document_type_region_mismatch", "birth_date_mismatch",
     "password_too_short", "password_too_long", "password_too_simple", "password_equals_login_name",
     "password_unchanged", "sms_code_missing_or_expired", "sms_code_wrong",
 )

@@ -39,9 +39,20 @@ FIELD_MESSAGES = {
     "document_number_required": _l("The document type has changed: please enter the document number again."),
     "document_type_region_mismatch": _l("This document type does not fit the identity region."),
     "birth_date_mismatch": _l("The birth date does not match the resident identity card number."),
+    "identity_verified_elsewhere": _l("These identity data are already verified on another account. Nothing "
+                                      "has been changed; staff have been told and will look into it. "
+                                      "If the data are yours, please contact the help desk."),
     "sms_code_missing_or_expired": _l("The SMS code has expired or was not requested. Please request a new one."),
     "sms_code_wrong": _l("The SMS verification code is wrong."),
     **PASSWORD_MESSAGES,
+}
+# What the page says after 保存, by the automatic verification's outcome.
+SAVE_MESSAGES = {
+    "matched": _l("Real-name verification passed: the national platform confirmed your data."),
+    "not_matched": _l("The national platform could not confirm your data. Please check them; if they are "
+                      "right, upload your documents for manual review."),
+    "unavailable": _l("The real-name verification service is unavailable at the moment. Your data have been "
+                      "saved; please save again later to have them verified."),
 }
 GENERIC_FIELD_MESSAGE = _l("This value cannot be accepted. Please check it.")
 
@@ -154,7 +165,10 @@ def center():
 @login_required
 def profile():
     account = current_account()
-    return render_template("accounts/profile.html", account=account, rows=profile_rows(account))
+    from idp.verification import service as verification
+
+    return render_template("accounts/profile.html", account=account, rows=profile_rows(account),
+                           case=verification.latest_case(account))
 
 
 @bp.route("/center/profile/edit", methods=["GET", "POST"])
@@ -171,12 +185,18 @@ def edit_profile():
     form = form_class()
     if form.validate():
         fields = {name: f.data for name, f in form._fields.items() if name != "csrf_token"}
+        from idp.verification import service as verification
+
         try:
-            service.update_profile(account, fields)
+            result = verification.save_profile(account, fields)
         except service.FieldError as error:
             form.error(error.field, field_message(error.reason))
         else:
             flash(_("Your information has been saved."))
+            if result.voided:
+                flash(_("Your identity data changed during the manual review: that review has been "
+                        "withdrawn. Please upload your documents again."))
+            flash(str(SAVE_MESSAGES[result.outcome])) if result.outcome in SAVE_MESSAGES else None
             return redirect(url_for("accounts.profile"))
     return render_template("accounts/edit.html", form=form, account=account,
                            rows=dict(profile_rows(account, flat=True))), 400

@@ -4,18 +4,19 @@ requests to it and its reason codes to messages."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from wtforms import TextAreaField
 
-from idp import cases
+from idp import cases, signals
 from idp.admin.access import can, current_staff, staff_required
 from idp.forms import BaseForm
-from idp.models.cases import APPROVED, PENDING, REJECTED, ReviewCase
+from idp.models.cases import APPROVED, PENDING, REJECTED, VOIDED, ReviewCase
 
 bp = Blueprint("admin_cases", __name__, url_prefix="/admin/cases")
 
-STATE_LABELS = {PENDING: _l("Pending"), APPROVED: _l("Approved"), REJECTED: _l("Rejected")}
+STATE_LABELS = {PENDING: _l("Pending"), APPROVED: _l("Approved"), REJECTED: _l("Rejected"),
+                VOIDED: _l("Voided")}
 CLAIM_FILTERS = {"all": _l("All"), "mine": _l("Held by me"), "unclaimed": _l("Unclaimed")}
 
 MESSAGES = {
@@ -52,11 +53,29 @@ def _case_or_404(case_id: int) -> ReviewCase:
     return case
 
 
+def _viewed(case: ReviewCase, what: str) -> None:
+    signals.personal_data_viewed.send(
+        current_app._get_current_object(), subject=f"case:{case.id}", actor=current_staff().login,
+        details={"case_id": case.id, "case_type": case.case_type, "account_id": case.account_id, "what": what},
+    )
+
+
 def _detail(case: ReviewCase, form: DecisionForm, error: str | None = None, status: int = 200):
     me = current_staff()
+    claim = cases.claim_status(case, me.login)
+    registered = cases.case_type(case.case_type)
+    # Personal data in clear only for the reviewer holding the case, and every such view audited.
+    clear = claim == "mine" and registered is not None and registered.describe_clear is not None
+    sections = registered.describe_clear(case) if clear else cases.describe(case)
+    if clear:
+        _viewed(case, "case_data")
+    from idp.verification.service import DOCUMENT_LABELS, document_kinds
+
     return render_template(
         "admin/cases/detail.html", case=case, account=cases.account_of(case), form=form,
-        sections=cases.describe(case), documents=cases.documents(case),
+        sections=sections, documents=cases.documents(case), clear=clear,
+        document_links=[(kind, DOCUMENT_LABELS.get(kind, kind)) for kind in document_kinds(case)]
+        if claim == "mine" else [],
         claim=cases.claim_status(case, me.login), holder=cases.active_holder(case),
         claim_expires_at=cases.claim_expires_at(case), type_label=cases.type_label,
         state_labels=STATE_LABELS, error=error, message=MESSAGES.get(error) if error else None,
@@ -100,6 +119,28 @@ def detail(case_id: int):
     if can("cases.decide"):
         cases.note_activity(case, current_staff())
     return _detail(case, DecisionForm(formdata=None))
+
+
+@bp.get("/<int:case_id>/documents/<kind>")
+@staff_required("cases.decide")
+def document(case_id: int, kind: str):
+    """An uploaded document, decrypted, for the reviewer holding the case only (audited)."""
+    from idp.verification.service import document_of
+
+    case = _case_or_404(case_id)
+    if cases.claim_status(case, current_staff().login) != "mine":
+        abort(403)
+    found = document_of(case, kind)
+    if found is None:
+        abort(404)
+    data, content_type = found
+    _viewed(case, f"document:{kind}")
+    response = make_response(data)
+    response.headers["Content-Type"] = content_type
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Disposition"] = "inline"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @bp.post("/<int:case_id>/claim")

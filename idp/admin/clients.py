@@ -133,6 +133,7 @@ class ClientForm(BaseForm):
     token_endpoint_auth_method = RadioField(_l("Client authentication"), choices=_choices(AUTH_METHOD_LABELS),
                                             default="client_secret_basic")
     trusted = BooleanField(_l("Trusted first-party system (users are not asked for consent)"))
+    require_verified = BooleanField(_l("Only real-name verified users may sign in"))
     initiate_login_uri = StringField(
         _l("Login entry URI (initiate_login_uri)"), validators=[Optional(), Length(max=500)],
         description=_l("The entry of this system in the service catalogue (third-party initiated login)."))
@@ -159,7 +160,7 @@ class ClientForm(BaseForm):
             scopes=list(self.scopes.data),
             allowed_account_types=list(self.allowed_account_types.data),
             token_endpoint_auth_method=self.token_endpoint_auth_method.data,
-            trusted=bool(self.trusted.data),
+            trusted=bool(self.trusted.data), require_verified=bool(self.require_verified.data),
             initiate_login_uri=self.initiate_login_uri.data or None,
             backchannel_logout_uri=self.backchannel_logout_uri.data or None,
             logo_uri=client.logo_uri if client is not None else None,  # set by uploading a logo
@@ -194,6 +195,7 @@ def _form_data(client) -> dict:
         "grant_types": list(client.grant_types or []), "scopes": list(client.scopes or []),
         "allowed_account_types": list(client.allowed_account_types or []),
         "token_endpoint_auth_method": client.token_endpoint_auth_method, "trusted": client.trusted,
+        "require_verified": client.require_verified,
         "initiate_login_uri": client.initiate_login_uri or "",
         "backchannel_logout_uri": client.backchannel_logout_uri or "",
     }

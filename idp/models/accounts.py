@@ -22,8 +22,16 @@ DISABLED = "disabled"
 # Personal data columns: encrypted at rest, and the attributes `idp pii rotate-key` rewrites.
 PERSONAL_FIELDS = (
     "phone", "landline", "birth_date", "document_number", "email", "address",
-    "legal_rep_document_number",
+    "legal_rep_document_number", "verified_data",
 )
+
+# Real-name verification statuses (INTERFACES.md "Scopes and claims").
+UNVERIFIED = "unverified"
+VERIFICATION_PENDING = "pending"
+VERIFIED_AUTO = "verified_auto"
+VERIFIED_MANUAL = "verified_manual"
+VERIFICATION_REJECTED = "rejected"
+VERIFIED_STATUSES = (VERIFIED_AUTO, VERIFIED_MANUAL)
 
 
 class Account(db.Model):
@@ -85,8 +93,18 @@ class Account(db.Model):
     )
     legal_rep_document_index: Mapped[str | None] = mapped_column(String(64))
 
-    # Real-name verification status (filled by the verification issue).
-    verification_status: Mapped[str] = mapped_column(String(20), default="unverified")
+    # Real-name verification (idp.verification.service holds the rules).
+    verification_status: Mapped[str] = mapped_column(String(20), default=UNVERIFIED)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # national_platform (automatic check) or document_review (manual review of uploads)
+    verification_method: Mapped[str | None] = mapped_column(String(30))
+    # The national interface's reference, or "case-<id>" for a manual review.
+    verification_reference: Mapped[str | None] = mapped_column(String(100))
+    # The reviewer's reason of the latest rejection, shown in 我的信息.
+    verification_reason: Mapped[str | None] = mapped_column(Text)
+    # JSON of the data as verified (name and birth date, or unit name and USCC): what
+    # verified_claims asserts, whatever was edited since.
+    verified_data: Mapped[str | None] = mapped_column(Encrypted("accounts.verified_data"))
     notes: Mapped[str | None] = mapped_column(Text)
 
     @property

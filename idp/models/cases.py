@@ -17,8 +17,12 @@ from idp.models.types import UTCDateTime, utcnow
 PENDING = "pending"
 APPROVED = "approved"
 REJECTED = "rejected"
+# Withdrawn without a decision: the applicant changed the data under review (verification).
+VOIDED = "voided"
 
 REGISTRATION = "registration"
+VERIFICATION = "verification"
+IDENTITY_CONFLICT = "identity_conflict"
 
 
 class ReviewCase(db.Model):

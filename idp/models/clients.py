@@ -38,6 +38,8 @@ class Client(db.Model, ClientMixin):
     scopes: Mapped[list] = mapped_column(JSON, default=lambda: ["openid"])
     allowed_account_types: Mapped[list] = mapped_column(JSON, default=lambda: ["natural", "legal"])
     trusted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Only real-name verified users may sign in; others get a page that explains why.
+    require_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     logo_uri: Mapped[str | None] = mapped_column(String(500))
     initiate_login_uri: Mapped[str | None] = mapped_column(String(500))

@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from idp import signals
 from idp.extensions import csrf, services
 from idp.i18n import ui_locales
+from idp.models.accounts import VERIFIED_STATUSES
 from idp.oauth import claims as claim_sets
 from idp.oauth import keys, sessions, storage
 from idp.oauth.server import verify_access_token
@@ -252,6 +253,12 @@ def authorize():
             if "none" in prompts:  # OIDC Core §3.1.2.1: no page; the client hears why
                 raise LoginRequiredError(redirect_uri=redirect_uri)
             return render_template("oauth/account_type_refused.html", client=client,
+                                   account=account), 403
+        if client.require_verified and account.verification_status not in VERIFIED_STATUSES:
+            if "none" in prompts:  # no page can be shown: the client hears that one is needed
+                raise OAuth2Error(error="interaction_required", redirect_uri=redirect_uri,
+                                  description="The system requires a real-name verified user.")
+            return render_template("oauth/verification_required.html", client=client,
                                    account=account), 403
         scopes = scope_to_list(grant.request.scope) or []
         consented = client.trusted or (

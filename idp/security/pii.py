@@ -204,6 +204,31 @@ class Keyring:
         except InvalidTag as exc:
             raise KeyringError("personal data failed authentication (tampered or moved)") from exc
 
+    def encrypt_bytes(self, data: bytes, context: str) -> bytes:
+        """Files (uploaded documents): ``v1.<key id>.`` then nonce and ciphertext, raw."""
+        self.refresh()
+        state = self._state
+        nonce = secrets.token_bytes(12)
+        ct = AESGCM(state.keys[state.active]).encrypt(nonce, data, context.encode())
+        return f"v1.{state.active}.".encode() + nonce + ct
+
+    def decrypt_bytes(self, blob: bytes, context: str) -> bytes:
+        self.refresh()
+        try:
+            version, kid, raw = blob.split(b".", 2)
+            kid = kid.decode()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise KeyringError("undecryptable document (unknown key or format)") from exc
+        key = self._state.keys.get(kid)
+        if key is None and self.refresh(force=True):
+            key = self._state.keys.get(kid)
+        if key is None or version != b"v1":
+            raise KeyringError("undecryptable document (unknown key or format)")
+        try:
+            return AESGCM(key).decrypt(raw[:12], raw[12:], context.encode())
+        except InvalidTag as exc:
+            raise KeyringError("document failed authentication (tampered or moved)") from exc
+
     def key_id_of(self, token: str) -> str:
         return token.split(".", 2)[1]
 

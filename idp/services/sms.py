@@ -20,6 +20,9 @@ from idp.security.signing import signed_headers
 # Message texts by template; the operator holds its own copies of approved templates.
 TEMPLATES = {
     "verification_code": "【科技部政务服务平台】您的验证码为{code}，{minutes}分钟内有效，请勿泄露给他人。",
+    "verification_approved": "【科技部政务服务平台】您的实名认证已通过人工审核（已审核认证）。",
+    "verification_rejected": "【科技部政务服务平台】您的实名认证未通过人工审核，原因：{reason}。"
+                             "请登录后在“我的信息”中查看并重新上传。",
 }
 
 

@@ -70,7 +70,7 @@ def applicant():
 
 
 def staff_events(action: str) -> list[AuditEvent]:
-    events = db.session.execute(select(AuditEvent).filter_by(event="staff_action")
+    events = db.session.execute(select(AuditEvent).where(AuditEvent.event.in_(("staff_action", "case_decided")))
                                 .order_by(AuditEvent.id)).scalars()
     return [e for e in events if (e.details or {}).get("action") == action]
 

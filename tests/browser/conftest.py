@@ -172,3 +172,4 @@ def sign_out(page: Page) -> None:
     page.goto("/logout")
     page.locator("button[name=logout][value=yes]").click()
     expect(page).to_have_url(re.compile(r"/login(\?|$)"))
+from tests.admin.conftest import staff_member  # noqa: F401

@@ -1,0 +1,392 @@
+"""Real-name verification (实名认证): the rules, nothing of HTTP.
+
+Statuses (``Account.verification_status``, INTERFACES.md): ``unverified`` → ``verified_auto``
+(the national platform confirmed the data saved in 修改个人信息 / 修改法人信息) or →
+``pending`` (documents submitted through 上传自然人信息 / 上传法人信息) → ``verified_manual`` or
+``rejected`` (with the reviewer's reason). Rules:
+
+- Saving the profile runs the automatic check when the identity data changed or the account is
+  not verified yet. A match makes it ``verified_auto``; a mismatch or unknown identity leaves an
+  unverified or rejected account as it was and makes a verified one whose identity data changed
+  ``unverified``. When the verifier is unavailable nothing of the status changes (the user is
+  told to try later; the data are saved).
+- Changing identity data while a review is pending voids the case (state ``voided``, its
+  documents deleted) and the account is ``unverified`` again: new uploads are needed (the
+  seed's note 2).
+- Once verified (``verified_auto`` / ``verified_manual``) the upload page is read-only.
+- Identity data already verified on another account (a natural person's document, a unit's
+  USCC): nothing of this account changes, the user gets a clear message and staff get an
+  ``identity_conflict`` case.
+- What was verified (name and birth date, or unit name and USCC) is kept encrypted in
+  ``verified_data``; ``verified_claims`` asserts exactly that.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from idp import cases, signals
+from idp.accounts import service as accounts
+from idp.accounts.profile import profile_rows
+from idp.extensions import db, services
+from idp.models.accounts import (
+    LEGAL, NATURAL, UNVERIFIED, VERIFICATION_PENDING, VERIFICATION_REJECTED, VERIFIED_AUTO,
+    VERIFIED_MANUAL, VERIFIED_STATUSES, Account,
+)
+from idp.models.cases import IDENTITY_CONFLICT, PENDING, VERIFICATION, VOIDED, ReviewCase
+from idp.security.ratelimit import Limit
+from idp.services.sms import SmsUnavailable
+from idp.services.verifier import MATCH, VerifierUnavailable
+from idp.verification.images import DocumentRejected, clean_image
+
+NATIONAL_PLATFORM = "national_platform"
+DOCUMENT_REVIEW = "document_review"
+
+# The data whose change needs a new verification.
+IDENTITY_FIELDS = {
+    NATURAL: {"name", "identity_region", "document_type", "document_number", "birth_date"},
+    LEGAL: {"org_name", "org_region", "uscc", "legal_rep_name", "legal_rep_document_type",
+            "legal_rep_document_number"},
+}
+# The documents each account type uploads, in the order of the page.
+DOCUMENT_KINDS = {NATURAL: ("id_front", "id_back"), LEGAL: ("business_licence", "authorisation_letter")}
+DOCUMENT_LABELS = {
+    "id_front": _l("ID card, front"),
+    "id_back": _l("ID card, back"),
+    "business_licence": _l("Business licence"),
+    "authorisation_letter": _l("Authorisation letter"),
+}
+
+# Reason codes of VerificationError (the pages have a message for each).
+REASONS = ("already_verified", "too_many_uploads", "identity_incomplete")
+
+# Outcomes of saving the profile, for the message the page shows.
+MATCHED, NOT_MATCHED, UNAVAILABLE, INCOMPLETE, UNCHANGED = (
+    "matched", "not_matched", "unavailable", "incomplete", "unchanged")
+
+
+class VerificationError(Exception):
+    def __init__(self, reason: str, retry_after: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class DocumentError(Exception):
+    """One uploaded file was refused; ``field`` is its kind."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass
+class SaveResult:
+    changed: list[str]
+    outcome: str
+    voided: bool = False
+
+
+def _app():
+    return current_app._get_current_object()
+
+
+def is_verified(account: Account) -> bool:
+    return account.verification_status in VERIFIED_STATUSES
+
+
+def upload_limit() -> Limit:
+    return Limit("document_upload", current_app.config["UPLOAD_MAX_PER_MINUTE"], 60)
+
+
+# --- what was verified ---------------------------------------------------------------------
+
+
+def _identity_of(account: Account) -> dict:
+    if account.is_legal:
+        return {"org_name": account.org_name, "uscc": account.uscc}
+    return {"name": account.name, "birthdate": account.birth_date}
+
+
+def verified_data(account: Account) -> dict | None:
+    if not is_verified(account) or not account.verified_data:
+        return None
+    try:
+        return json.loads(account.verified_data)
+    except ValueError:
+        return None
+
+
+def _mark_verified(account: Account, status: str, method: str, reference: str | None) -> None:
+    account.verification_status = status
+    account.verification_method = method
+    account.verification_reference = reference
+    account.verified_at = services().clock.now()
+    account.verification_reason = None
+    account.verified_data = json.dumps(_identity_of(account), ensure_ascii=False)
+
+
+def _clear_verified(account: Account, status: str = UNVERIFIED) -> None:
+    account.verification_status = status
+    account.verification_method = None
+    account.verification_reference = None
+    account.verified_at = None
+    account.verified_data = None
+
+
+# --- the automatic path --------------------------------------------------------------------
+
+
+def _complete(account: Account) -> bool:
+    if account.is_legal:
+        return bool(account.org_name and account.uscc)
+    return bool(account.name and account.document_type and account.document_number)
+
+
+def verify_automatically(account: Account, identity_changed: bool = False) -> str:
+    """Ask the verifier about the account's saved data and apply the answer; commits."""
+    if not _complete(account):
+        return INCOMPLETE
+    verifier = services().verifier
+    try:
+        if account.is_legal:
+            verdict = verifier.verify_unit(account.org_name, account.uscc, account.legal_rep_name)
+        else:
+            verdict = verifier.verify_person(account.name, account.document_type, account.document_number)
+    except VerifierUnavailable as exc:
+        signals.verification_checked.send(_app(), subject=account.login_name, outcome="failure",
+                                          details={"result": "unavailable", "error": str(exc)[:200]})
+        return UNAVAILABLE
+    before = account.verification_status
+    if verdict.result == MATCH:
+        _mark_verified(account, VERIFIED_AUTO, NATIONAL_PLATFORM, verdict.reference)
+    elif before in VERIFIED_STATUSES and identity_changed:
+        _clear_verified(account)
+    db.session.commit()
+    signals.verification_checked.send(
+        _app(), subject=account.login_name, outcome="success" if verdict.result == MATCH else "failure",
+        details={"result": verdict.result, "status_before": before, "status": account.verification_status},
+    )
+    return MATCHED if verdict.result == MATCH else NOT_MATCHED
+
+
+def _verified_owner(account: Account, error: accounts.FieldError, fields: dict) -> Account | None:
+    """The other, verified account that holds the identity data this save tried to take."""
+    if error.reason == "uscc_taken":
+        other = db.session.execute(select(Account).where(Account.uscc == fields.get("uscc"),
+                                                         Account.id != account.id)).scalar()
+    else:
+        doc_type = fields.get("document_type") or account.document_type
+        number = fields.get("document_number") or account.document_number
+        other = accounts.find_by_document(doc_type, number) if doc_type and number else None
+    return other if other is not None and other.id != account.id and is_verified(other) else None
+
+
+def _open_conflict(account: Account, other: Account, field: str) -> None:
+    already = db.session.execute(select(ReviewCase.id).where(
+        ReviewCase.case_type == IDENTITY_CONFLICT, ReviewCase.state == PENDING,
+        ReviewCase.account_id == account.id)).first()
+    if already is None:
+        cases.open_case(IDENTITY_CONFLICT, account.id, {
+            "field": field, "other_account_id": other.id, "other_login_name": other.login_name,
+            "other_status": other.verification_status})
+        db.session.commit()
+    signals.identity_conflict.send(_app(), subject=account.login_name, outcome="refused",
+                                   details={"field": field, "other_account_id": other.id})
+
+
+def save_profile(account: Account, fields: dict) -> SaveResult:
+    """修改个人信息 / 修改法人信息 → 保存: the change (``accounts.service.update_profile``), then,
+    when due, the automatic verification. FieldError as from ``update_profile``, plus
+    ``identity_verified_elsewhere``."""
+    try:
+        changed = accounts.update_profile(account, fields)
+    except accounts.FieldError as error:
+        if error.reason in ("document_taken", "uscc_taken"):
+            other = _verified_owner(account, error, fields)
+            if other is not None:
+                _open_conflict(account, other, error.field)
+                raise accounts.FieldError(error.field, "identity_verified_elsewhere") from None
+        raise
+    identity_changed = bool(set(changed) & IDENTITY_FIELDS[account.account_type])
+    voided = False
+    if identity_changed and account.verification_status == VERIFICATION_PENDING:
+        voided = void_pending(account, "identity_data_changed")
+    if identity_changed or account.verification_status in (UNVERIFIED, VERIFICATION_REJECTED):
+        return SaveResult(changed, verify_automatically(account, identity_changed), voided)
+    return SaveResult(changed, UNCHANGED, voided)
+
+
+# --- the manual path -----------------------------------------------------------------------
+
+
+def pending_case(account: Account) -> ReviewCase | None:
+    return db.session.execute(
+        select(ReviewCase).where(ReviewCase.case_type == VERIFICATION, ReviewCase.state == PENDING,
+                                 ReviewCase.account_id == account.id).order_by(ReviewCase.id.desc()).limit(1)
+    ).scalar()
+
+
+def latest_case(account: Account) -> ReviewCase | None:
+    return db.session.execute(
+        select(ReviewCase).where(ReviewCase.case_type == VERIFICATION, ReviewCase.account_id == account.id)
+        .order_by(ReviewCase.id.desc()).limit(1)
+    ).scalar()
+
+
+def _delete_documents(case: ReviewCase) -> None:
+    storage = services().documents
+    for item in (case.data or {}).get("documents") or []:
+        if isinstance(item, dict) and item.get("key"):
+            storage.delete(item["key"])
+
+
+def void_pending(account: Account, why: str) -> bool:
+    """Withdraw the pending review (the data under review changed); commits."""
+    case = pending_case(account)
+    if case is None:
+        return False
+    case.state = VOIDED
+    case.reason = why
+    case.decided_at = services().clock.now()
+    account.verification_status = UNVERIFIED
+    db.session.commit()
+    _delete_documents(case)
+    signals.verification_voided.send(_app(), subject=account.login_name,
+                                     details={"case_id": case.id, "why": why})
+    return True
+
+
+def submit_documents(account: Account, files: dict[str, tuple[str | None, bytes]]) -> ReviewCase:
+    """上传自然人信息 / 上传法人信息 → 提交: every required photo, checked and re-encoded, stored
+    encrypted; opens the review case (replacing a pending one). Nothing is stored unless all
+    files pass."""
+    if is_verified(account):
+        raise VerificationError("already_verified")
+    limit = upload_limit()
+    ident = str(account.id)
+    if limit.exceeded(ident):
+        raise VerificationError("too_many_uploads", limit.retry_after(ident))
+    limit.hit(ident)  # every submission counts: each one decodes images and writes files
+    if not _complete(account):
+        raise VerificationError("identity_incomplete")
+    cleaned = {}
+    for kind in DOCUMENT_KINDS[account.account_type]:
+        filename, data = files.get(kind) or (None, b"")
+        try:
+            cleaned[kind] = clean_image(data, filename)
+        except DocumentRejected as rejected:
+            raise DocumentError(kind, rejected.reason) from None
+    previous = pending_case(account)
+    if previous is not None:
+        void_pending(account, "resubmitted")
+    storage = services().documents
+    documents = []
+    for kind, (data, content_type) in cleaned.items():
+        documents.append({"name": kind, "kind": kind, "key": storage.put(data), "content_type": content_type,
+                          "size": len(data)})
+    try:
+        case = cases.open_case(VERIFICATION, account.id, {"account_type": account.account_type,
+                                                           "documents": documents})
+        account.verification_status = VERIFICATION_PENDING
+        account.verification_reason = None
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        for item in documents:
+            storage.delete(item["key"])
+        raise
+    signals.verification_submitted.send(_app(), subject=account.login_name,
+                                        details={"case_id": case.id, "documents": list(cleaned)})
+    return case
+
+
+def document_of(case: ReviewCase, kind: str) -> tuple[bytes, str] | None:
+    for item in (case.data or {}).get("documents") or []:
+        if isinstance(item, dict) and item.get("kind") == kind and item.get("key"):
+            try:
+                return services().documents.get(item["key"]), item.get("content_type") or "image/jpeg"
+            except KeyError:
+                return None
+    return None
+
+
+def document_kinds(case: ReviewCase) -> list[str]:
+    return [item["kind"] for item in (case.data or {}).get("documents") or []
+            if isinstance(item, dict) and item.get("kind")]
+
+
+# --- the review (case type handlers) -------------------------------------------------------
+
+
+def _approve(case: ReviewCase) -> None:
+    account = cases.account_of(case)
+    if account is not None and account.verification_status == VERIFICATION_PENDING:
+        _mark_verified(account, VERIFIED_MANUAL, DOCUMENT_REVIEW, f"case-{case.id}")
+
+
+def _reject(case: ReviewCase) -> None:
+    account = cases.account_of(case)
+    if account is not None and account.verification_status == VERIFICATION_PENDING:
+        _clear_verified(account, VERIFICATION_REJECTED)
+        account.verification_reason = case.reason
+
+
+def _describe_masked(case: ReviewCase):
+    account = cases.account_of(case)
+    if account is None:
+        return [(_l("Applicant"), [("account", _l("Account"), str(_l("The account no longer exists.")))])]
+    return profile_rows(account)
+
+
+def _describe_clear(case: ReviewCase):
+    """What the holder of the case sees: the identity data in clear (the console audits it)."""
+    account = cases.account_of(case)
+    if account is None:
+        return _describe_masked(case)
+    if account.is_legal:
+        rows = [("org_name", _l("Unit name"), account.org_name), ("uscc", _l("Unified social credit code"),
+                account.uscc), ("legal_rep_name", _l("Legal representative"), account.legal_rep_name),
+                ("legal_rep_document_number", _l("Document number"), account.legal_rep_document_number),
+                ("name", _l("Authorised person"), account.name)]
+    else:
+        rows = [("name", _l("Name"), account.name), ("document_type", _l("Document type"), account.document_type),
+                ("document_number", _l("Document number"), account.document_number),
+                ("birth_date", _l("Birth date"), account.birth_date)]
+    return [(_l("Identity data under review (clear)"), rows)]
+
+
+cases.register(cases.CaseType(
+    name=VERIFICATION, label=_l("Real-name verification review"), on_approved=_approve,
+    on_rejected=_reject, describe=_describe_masked, describe_clear=_describe_clear,
+))
+cases.register(cases.CaseType(name=IDENTITY_CONFLICT, label=_l("Identity data verified on another account")))
+
+
+# --- the outcome by SMS (a subscriber of case_decided) -----------------------------------
+
+
+def _notify(sender, details=None, **_):
+    details = details or {}
+    if details.get("case_type") != VERIFICATION or not details.get("account_id"):
+        return
+    account = db.session.get(Account, details["account_id"])
+    if account is None or not account.phone:
+        return
+    approved = details.get("decision") == "approved"
+    template = "verification_approved" if approved else "verification_rejected"
+    params = {} if approved else {"reason": (details.get("reason") or "")[:200]}
+    try:
+        services().sms.send(account.phone, template, params)
+    except SmsUnavailable as exc:
+        signals.sms_unavailable.send(sender, subject=account.login_name, outcome="failure",
+                                     details={"template": template, "error": str(exc)[:200]})
+
+
+signals.case_decided.connect(_notify, weak=False)

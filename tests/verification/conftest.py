@@ -1,0 +1,1 @@
+from tests.admin.conftest import console, staff_member  # noqa: F401
