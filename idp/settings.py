@@ -198,3 +198,5 @@ def _check_production(cfg: dict[str, Any]) -> None:
         raise ConfigurationError("production needs IDP_DATABASE_URL (PostgreSQL)")
     if cfg["SMS_GATEWAY"] == "outbox":
         raise ConfigurationError("production needs IDP_SMS_GATEWAY=http")
+    if cfg.get("VERIFIER") == "local":
+        raise ConfigurationError("production needs IDP_VERIFIER=http (the national interface)")

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from idp import cases
 from idp.extensions import db, services
 from idp.services.verifier import Verdict
-from tests.browser.conftest import login
+from tests.browser.conftest import login, screenshot
 from tests.conftest import PASSWORD, make_account
 
 pytestmark = pytest.mark.browser
@@ -67,6 +67,7 @@ def test_the_manual_path_upload_review_and_read_only(app, page: Page, tmp_path, 
     inputs = ("id_front", "id_back") if kind == "natural" else ("business_licence", "authorisation_letter")
     for name in inputs:
         page.locator(f"input[name={name}]").set_input_files(_png(tmp_path, f"{name}.jpg"))
+    screenshot(page, f"verification-upload-{kind}.png")
     page.locator("button[name=submit]").click()
     expect(page.locator("p.status")).to_have_attribute("data-status", "pending")
     case = db.session.execute(db.select(cases.ReviewCase).filter_by(case_type="verification")).scalar_one()
@@ -76,6 +77,7 @@ def test_the_manual_path_upload_review_and_read_only(app, page: Page, tmp_path, 
     page.goto("/center/profile")
     expect(page.locator("p.status")).to_have_attribute("data-status", "verified_manual")
     expect(page.locator("p.status")).to_contain_text("已审核认证")
+    screenshot(page, f"profile-verified-{kind}.png")
     page.goto("/center/profile/documents")
     expect(page.locator("section[data-read-only='1']")).to_be_visible()
     expect(page.locator("input[type=file]")).to_have_count(0)

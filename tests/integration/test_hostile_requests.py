@@ -380,6 +380,9 @@ def production_settings(tmp_path) -> dict:
         "SMS_GATEWAY": "http",
         "SMS_HTTP_URL": "https://sms.example.gov.cn/send",
         "SMS_HTTP_SECRET": "shared-secret",
+        "VERIFIER": "http",
+        "VERIFIER_URL": "https://verify.example.gov.cn/check",
+        "VERIFIER_SECRET": "shared-secret",
         "SECRET_KEY": "a-production-secret-key-of-reasonable-length-0123456789",
         "PII_KEYRING": str(keyring),
         **CHEAP_ARGON2,
@@ -431,6 +434,7 @@ def test_production_refuses_captcha_off_from_the_environment(production_settings
     ("ISSUER", "http://idp.example.gov.cn"),
     ("DATABASE_URL", "sqlite:///idp.db"),
     ("SMS_GATEWAY", "outbox"),
+    ("VERIFIER", "local"),
 ])
 def test_production_refuses_unsafe_defaults(production_settings, key, value):
     production_settings[key] = value

@@ -16,6 +16,7 @@ SAFE_PRODUCTION = {
     "IDP_DATABASE_URL": "postgresql+psycopg://idp@db.internal/idp",
     "IDP_SECRET_KEY": "k" * 48,
     "IDP_SMS_GATEWAY": "http",
+    "IDP_VERIFIER": "http",
     "IDP_CAPTCHA": "on",
 }
 
