@@ -107,6 +107,7 @@ def _load() -> dict:
         "until": min([now_ts + _CACHE_SECONDS, *leaving]),
         "app": current_app._get_current_object(),
         "jwks": {"keys": [r.public_jwk for r in published]},
+        "jwks_json": json.dumps({"keys": [r.public_jwk for r in published]}).encode(),
         "verify": KeySet.import_key_set({"keys": [r.public_jwk for r in published]}),
         # Imported once: parsing and checking an RSA private key costs tens of milliseconds.
         "signing": {alg: (r.kid, import_key(json.loads(r.private_jwk))) for alg, r in private.items()},
@@ -119,6 +120,11 @@ def _load() -> dict:
 
 def public_jwks() -> dict:
     return _load()["jwks"]
+
+
+def public_jwks_json() -> bytes:
+    """The JWKS document, encoded once per key-cache period (it is served on every RP's start)."""
+    return _load()["jwks_json"]
 
 
 def verification_keys(kid: str | None = None) -> KeySet:

@@ -3,6 +3,7 @@ introspection, revocation, RP-initiated logout, and the consent page."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from authlib.oauth2 import OAuth2Error
@@ -79,20 +80,25 @@ def _metadata() -> dict:
     }
 
 
-@bp.get("/.well-known/openid-configuration")
-def discovery():
-    response = jsonify(_metadata())
+def _public_json(body: bytes):
+    response = current_app.response_class(body, mimetype="application/json")
     response.headers["Cache-Control"] = "public, max-age=300"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
+
+
+@bp.get("/.well-known/openid-configuration")
+def discovery():
+    """The metadata depend only on configuration: encoded once per application."""
+    body = current_app.extensions.get("idp.discovery")
+    if body is None:
+        body = current_app.extensions["idp.discovery"] = json.dumps(_metadata()).encode()
+    return _public_json(body)
 
 
 @bp.get("/jwks.json")
 def jwks():
-    response = jsonify(keys.public_jwks())
-    response.headers["Cache-Control"] = "public, max-age=300"
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+    return _public_json(keys.public_jwks_json())
 
 
 # -- authorization --------------------------------------------------------------------------
