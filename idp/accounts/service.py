@@ -121,13 +121,19 @@ def find_by_document(document_type: str, number: str) -> Account | None:
 
 def _raise_clash(login_key: str, uscc: str | None, doc_key: str | None) -> None:
     """The first uniqueness rule a new account would break, always in the same order (login
-    name, USCC, document), so that the loser of a race hears the same as a late-comer."""
-    if _taken(login_key):
-        raise FieldError("login_name", "login_name_taken")
-    if uscc and _uscc_taken(uscc):
-        raise FieldError("uscc", "uscc_taken")
-    if _document_taken(doc_key):
-        raise FieldError("document_number", "document_taken")
+    name, USCC, document), so that the loser of a race hears the same as a late-comer. A
+    clash found by a later rule means a competing account committed meanwhile: the earlier
+    rules are asked again before answering."""
+    rules = [
+        ("login_name", "login_name_taken", lambda: _taken(login_key)),
+        ("uscc", "uscc_taken", lambda: bool(uscc) and _uscc_taken(uscc)),
+        ("document_number", "document_taken", lambda: _document_taken(doc_key)),
+    ]
+    for position, (_, _, clashes) in enumerate(rules):
+        if clashes():
+            for field, reason, again in rules[:position + 1]:
+                if again():
+                    raise FieldError(field, reason)
 
 
 def _identity_problem(region: str | None, document_type: str | None) -> bool:
