@@ -28,7 +28,7 @@ run: $(VENV)/.installed translations
 # The provider plus two business systems signing in through it (clients/demo_rp, docs/demo.md).
 # Ctrl-C stops all three, and so does any one of them stopping. Background jobs ignore SIGINT,
 # so the trap stops the demo systems; the provider has Ctrl-C from the terminal already (a
-# second signal while gunicorn stops can hang its worker), so it gets TERM only if still running.
+# second signal while the server stops can hang a worker), so it gets TERM only if still running.
 DEMO_ISSUER = $(or $(IDP_ISSUER),http://127.0.0.1:$(PORT))
 demo: $(VENV)/.installed translations
 	$(BIN)/idp db upgrade

@@ -1,12 +1,12 @@
 """Where the time goes in our provider, scenario by scenario (bench/PROFILE.md).
 
 Starts our provider exactly as `make bench` does (`idp serve`, PostgreSQL, Redis), drives one
-scenario at a time with the benchmark's load generator and records every gunicorn worker with
+scenario at a time with the benchmark's load generator and records every server worker with
 py-spy (sampling, from outside the process: the code runs unchanged). The stacks of all workers
 are merged and summarised:
 
   * by category (argon2, RSA key loading, JOSE, SQL, Redis, templates, CSRF/forms, Flask/Werkzeug,
-    gunicorn, logging, ...), from the innermost frame that belongs to a category;
+    the server (granian or gunicorn), logging, ...), from the innermost frame that belongs to a category;
   * the provider's own functions (idp/*) by inclusive share of samples;
   * the hottest leaf functions.
 
@@ -54,6 +54,7 @@ CATEGORIES = [
     ("logging", ("logging/",)),
     ("Flask / Werkzeug", ("flask/", "werkzeug/")),
     ("gunicorn (HTTP parsing, workers)", ("gunicorn/",)),
+    ("granian (Python side of the WSGI bridge)", ("granian/",)),
     ("PII crypto (idp.security.pii)", ("pii.py",)),
 ]
 

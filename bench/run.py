@@ -2,7 +2,7 @@
 
 Steps, in one run:
   1. PostgreSQL and Redis: installed (Debian packages) and started where missing.
-  2. Our provider on its production server (`idp serve`: gunicorn) with PostgreSQL and Redis, a
+  2. Our provider on its production server (`idp serve`: granian) with PostgreSQL and Redis, a
      fresh database `idp_bench`, the captcha off and a plain-http loopback issuer; a confidential
      client (code, refresh, client credentials; trusted: no consent) and a user.
   3. node-oidc-provider (bench/peer, installed with npm) with the same client, user, keys, token
@@ -555,7 +555,7 @@ def markdown(results: dict) -> str:
     other = sum(others) / len(others) if others else None
     lines = [
         f"Measured {meta['timestamp']} on {meta['cpu']} ({meta['cores']} cores), commit {meta['commit']}; "
-        f"{meta['workers']} gunicorn workers ({meta['worker_class']}) vs node-oidc-provider "
+        f"{meta['workers']} {meta.get('server') or 'gunicorn'} workers ({meta['worker_class']}) vs node-oidc-provider "
         f"{meta['peer_version']} on Node {meta['node']} with {meta['workers']} cluster workers; "
         f"{meta['duration_s']:g} s per run after a warm-up of at least {meta['warmup_s']:g} s (at most "
         f"{meta['max_ops']:,} operations). argon2id m = {argon.get('memory_kib')} KiB, t = {argon.get('time_cost')}, "
@@ -679,7 +679,7 @@ def chart(results: dict, path: Path) -> None:
     ax.set_yscale("log")
     ax.set_title("p99 latency at c=8 (ms)", fontsize=10)
     ax.set_xticks(xs, [r["scenario"] for r in c8], fontsize=7, rotation=35, ha="right")
-    handles = [Patch(color="#b22222", label="ours (Flask, Authlib, gunicorn)"),
+    handles = [Patch(color="#b22222", label=f"ours (Flask, Authlib, {results['meta'].get('server') or 'gunicorn'})"),
                Patch(color="#4d7ea8", label="node-oidc-provider"),
                Line2D([], [], color="grey", ls="--", label="floor: bare Flask hello (logins: argon2id hashes/s)")]
     fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=9)
@@ -714,7 +714,7 @@ def metadata(args, workers: int, peer_version: str | None) -> dict:
         "timestamp": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "cpu": cpu, "cores": os.cpu_count(), "commit": commit, "workers": workers,
         "worker_class": None, "python": platform.python_version(), "node": node,
-        "peer_version": peer_version, "authlib": version("authlib"), "gunicorn": version("gunicorn"),
+        "peer_version": peer_version, "authlib": version("authlib"), "gunicorn": version("gunicorn"), "granian": version("granian"),
         "flask": version("flask"), "duration_s": args.duration, "warmup_s": args.warmup,
         "max_ops": args.max_ops, "concurrency": args.concurrency, "loadavg_start": os.getloadavg()[0],
         "loadgen": "bench/loadgen.py (one asyncio process, the same for both systems)",
@@ -726,7 +726,7 @@ def metadata(args, workers: int, peer_version: str | None) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "0")) or None,
-                        help="gunicorn workers for ours and cluster workers for the peer "
+                        help="server workers for ours and cluster workers for the peer "
                              "(default: BENCH_WORKERS, else the number of cores)")
     parser.add_argument("--duration", type=float, default=float(os.environ.get("BENCH_DURATION", "5")))
     parser.add_argument("--warmup", type=float, default=1.0,
@@ -770,8 +770,12 @@ def main() -> int:
                       instance / "ours.log")
         servers.append(ours)
         ours.wait_http(f"http://127.0.0.1:{our_port}/.well-known/openid-configuration")
-        match = re.search(r"Using worker: (\w+)", ours.logfile.read_text())
-        results["meta"]["worker_class"] = match.group(1) if match else None
+        started = ours.logfile.read_text()
+        match = re.search(r"worker\(s\) \((\w+)\)", started)
+        results["meta"]["server"] = match.group(1) if match else None
+        match = re.search(r"Using worker: (\w+)", started)
+        results["meta"]["worker_class"] = match.group(1) if match else (
+            "4 blocking threads" if results["meta"]["server"] == "granian" else None)
         systems = [("ours", ours, our_target(our_port, client))]
 
         if not args.no_peer:

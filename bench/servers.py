@@ -55,7 +55,7 @@ def granian(threads: int) -> callable:
 
 
 SERVERS = {
-    "gthread4": (gunicorn("gthread", 4), None, "gunicorn gthread, 4 threads, access log (= idp serve today)"),
+    "gthread4": (gunicorn("gthread", 4), None, "gunicorn gthread, 4 threads, access log (= idp serve with IDP_SERVER=gunicorn)"),
     "gthread4-nolog": (gunicorn("gthread", 4, log=False), None, "gunicorn gthread, 4 threads, no access log"),
     "gthread1-nolog": (gunicorn("gthread", 1, log=False), None, "gunicorn gthread, 1 thread, no access log"),
     "sync-nolog": (gunicorn("sync", log=False), None, "gunicorn sync (no keep-alive), no access log"),

@@ -36,6 +36,16 @@ def _on_off(value: Any) -> str:
     return text
 
 
+SERVERS = ("granian", "gunicorn")
+
+
+def _server(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in SERVERS:
+        raise ValueError(f"expected {' or '.join(map(repr, SERVERS))}, got {value!r}")
+    return text
+
+
 @dataclass(frozen=True)
 class Setting:
     key: str
@@ -104,7 +114,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STAFF_SESSION_IDLE", 1800, "seconds of inactivity after which staff must sign in again", int),
     Setting("MAX_FORM_BYTES", 2 * 1024 * 1024, "largest request body accepted", int),
     Setting("TRUSTED_PROXIES", 0, "reverse proxies in front whose X-Forwarded-For is trusted", int),
-    Setting("WORKERS", 0, "gunicorn workers for `idp serve`; 0 = one per core (measured best for this CPU-bound server, bench/)", int),
+    Setting("SERVER", "granian", "HTTP server of `idp serve`: granian (measured fastest, bench/PROFILE.md) or gunicorn", _server),
+    Setting("WORKERS", 0, "server workers for `idp serve`; 0 = one per core (measured best for this CPU-bound server, bench/)", int),
+    Setting("ACCESS_LOG", True, "one access log line per request on stdout from `idp serve` (either server)", _bool),
 )
 
 

@@ -223,6 +223,8 @@ def test_an_unknown_environment_name_is_refused(monkeypatch, instance):
     ("IDP_SMS_HTTP_TIMEOUT", "soon"),
     ("IDP_LOGIN_MAX_FAILURES", "5.5"),
     ("IDP_REGISTRATION_REVIEW", "maybe"),
+    ("IDP_SERVER", "uwsgi"),
+    ("IDP_ACCESS_LOG", "maybe"),
 ])
 def test_a_malformed_value_gives_a_configuration_error_naming_the_variable(monkeypatch, instance, variable, value):
     monkeypatch.setenv(variable, value)
@@ -240,3 +242,30 @@ def test_a_malformed_value_in_the_config_file_names_the_setting(monkeypatch, tmp
 def test_toml_booleans_are_accepted_for_on_off_settings(monkeypatch, tmp_path, instance):
     monkeypatch.setenv("IDP_CONFIG", str(write_toml(tmp_path, "captcha = false\n")))
     assert load(instance)["CAPTCHA"] == "off"
+
+
+# --- the HTTP server of `idp serve` ----------------------------------------------------------
+
+
+def test_idp_serve_runs_granian_with_an_access_log_by_default(instance):
+    cfg = load(instance)
+    assert cfg["SERVER"] == "granian"
+    assert cfg["ACCESS_LOG"] is True
+
+
+def test_gunicorn_can_be_chosen_and_the_access_log_turned_off(monkeypatch, tmp_path, instance):
+    monkeypatch.setenv("IDP_SERVER", " Gunicorn ")
+    monkeypatch.setenv("IDP_ACCESS_LOG", "off")
+    cfg = load(instance)
+    assert cfg["SERVER"] == "gunicorn" and cfg["ACCESS_LOG"] is False
+    monkeypatch.delenv("IDP_SERVER")
+    monkeypatch.setenv("IDP_CONFIG", str(write_toml(tmp_path, 'server = "gunicorn"\naccess_log = true\n')))
+    monkeypatch.delenv("IDP_ACCESS_LOG")
+    cfg = load(instance)
+    assert cfg["SERVER"] == "gunicorn" and cfg["ACCESS_LOG"] is True
+
+
+def test_an_unknown_server_is_refused_with_the_choices(monkeypatch, instance):
+    monkeypatch.setenv("IDP_SERVER", "uwsgi")
+    with pytest.raises(ConfigurationError, match="IDP_SERVER: expected 'granian' or 'gunicorn', got 'uwsgi'"):
+        load(instance)
