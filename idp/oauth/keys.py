@@ -122,6 +122,14 @@ def public_jwks() -> dict:
     return _load()["jwks"]
 
 
+def cached_jwks_json(app) -> bytes | None:
+    """The JWKS bytes of ``app`` while its key cache is fresh (no context needed), else None."""
+    data = _cache
+    if data and data["app"] is app and data["until"] > app.extensions["idp.services"].clock.time():
+        return data["jwks_json"]
+    return None
+
+
 def public_jwks_json() -> bytes:
     """The JWKS document, encoded once per key-cache period (it is served on every RP's start)."""
     return _load()["jwks_json"]
