@@ -1,0 +1,46 @@
+"""Run code after a commit that wrote rows of a model, whatever wrote them (the console, the CLI,
+a service, a test): the caches of clients and of userinfo's account data hear of changes here.
+
+What a listener needs of a row is read when the row is flushed, since no SQL may run after
+the commit; the callbacks run after it, and a rollback forgets everything noted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+_NOTED = "idp.written"
+_listeners: list[tuple[type, Callable[[Any], Any], Callable[[set], None]]] = []
+
+
+def after_commit_of(model: type, key: Callable[[Any], Any], callback: Callable[[set], None]) -> None:
+    """After each commit that wrote ``model`` rows, ``callback({key(row), ...})``."""
+    _listeners.append((model, key, callback))
+
+
+def _note(session: Session, flush_context, instances) -> None:
+    written = None
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        for index, (model, key, _) in enumerate(_listeners):
+            if isinstance(obj, model):
+                written = written if written is not None else session.info.setdefault(_NOTED, {})
+                written.setdefault(index, set()).add(key(obj))
+
+
+def _after_commit(session: Session) -> None:
+    written = session.info.pop(_NOTED, None)
+    for index, keys in (written or {}).items():
+        _listeners[index][2](keys)
+
+
+def _forget(session: Session, previous_transaction) -> None:
+    session.info.pop(_NOTED, None)
+
+
+event.listen(Session, "before_flush", _note)
+event.listen(Session, "after_commit", _after_commit)
+event.listen(Session, "after_soft_rollback", _forget)
