@@ -77,6 +77,25 @@ def id_token_claims(account: Account) -> UserInfo:
     return UserInfo({"sub": account.sub, "account_type": account.account_type})
 
 
+# The account columns the claims of each scope read. Userinfo loads only these (the others are
+# mostly personal data, decrypted as they load: bench/PROFILE.md). A column missing here is
+# still read correctly from the database, by one more SELECT, but not from the userinfo cache.
+_COLUMNS_ALWAYS = ("id", "sub", "account_type")
+_COLUMNS_BY_SCOPE = {
+    "profile": ("login_name", "org_name", "name", "gender", "birth_date", "updated_at"),
+    "email": ("email",),
+    "phone": ("phone", "phone_verified"),
+    "address": ("address",),
+    "verification": ("verification_status", "verification_method", "verification_reference",
+                     "verified_at", "verified_data"),
+    "org": ("org_name", "uscc", "org_kind"),
+}
+
+
+# Every column a claim is made from (what idp.oauth.userinfo_cache keeps).
+CLAIM_COLUMNS = list(dict.fromkeys([*_COLUMNS_ALWAYS, *(c for cs in _COLUMNS_BY_SCOPE.values() for c in cs)]))
+
+
 def user_claims(account: Account, scope: str) -> UserInfo:
     scopes = set(scope_to_list(scope) or [])
     info: dict = {"sub": account.sub, "account_type": account.account_type}

@@ -213,3 +213,121 @@ def test_userinfo_with_a_client_credentials_token_is_refused(rp, make_client):
     response = rp.userinfo(token)
     assert response.status_code in (401, 403)
     assert "WWW-Authenticate" in response.headers
+
+
+# --- the account data userinfo reads: the claim columns, cached (idp.oauth.userinfo_cache) ---
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __enter__(self):
+        from sqlalchemy import event
+
+        event.listen(db.engine, "before_cursor_execute", self._count)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from sqlalchemy import event
+
+        event.remove(db.engine, "before_cursor_execute", self._count)
+
+    def _count(self, conn, cursor, statement, *args) -> None:
+        self.statements.append(statement)
+
+    @property
+    def selects(self) -> int:
+        return sum(1 for s in self.statements if s.lstrip().upper().startswith("SELECT") and "FROM accounts" in s)
+
+
+def verify(account, document_number: str | None = None) -> None:
+    """Real-name verification by the automatic check (local verifier: check digits)."""
+    from idp.verification import service
+
+    if account.is_legal:
+        service.save_profile(account, {})
+    else:
+        account.document_type = "resident_id"
+        account.identity_region = "mainland"
+        service.save_profile(account, {"document_number": document_number or "11010519491231002X"})
+    assert account.verification_status == "verified_auto"
+
+
+def whole_row_claims(account, scope: str) -> dict:
+    from idp.models.accounts import Account
+    from idp.oauth.claims import user_claims
+
+    db.session.expire_all()
+    return dict(user_claims(db.session.get(Account, account.id), scope))
+
+
+@pytest.mark.parametrize("account_type", ["natural", "legal"])
+@pytest.mark.parametrize("verified", [False, True])
+def test_userinfo_reads_the_account_once_then_from_the_cache_with_the_same_claims(rp, trusted, person, unit, clock,
+                                                                                   account_type, verified):
+    from idp.oauth import userinfo_cache
+    from tests.oidc.conftest import ALL_SCOPES
+
+    account = person if account_type == "natural" else unit
+    if verified:
+        verify(account)  # a change of claim columns: a tombstone for a while
+        clock.advance(userinfo_cache.TOMBSTONE_SECONDS)
+    scope = " ".join(ALL_SCOPES)
+    token = tokens_for(rp, trusted, scope, login_name=account.login_name, account_type=account_type)["access_token"]
+    expected = whole_row_claims(account, scope)
+    assert ("verified_claims" in expected) == verified
+    with StatementCounter() as first:
+        assert info(rp, token) == expected
+    with StatementCounter() as second:
+        assert info(rp, token) == expected
+    assert first.selects == 1 and second.selects == 0
+
+
+def test_a_profile_change_is_in_userinfo_at_once(app, rp, trusted, person):
+    from idp.accounts.service import update_profile
+
+    token = tokens_for(rp, trusted, "openid email")["access_token"]
+    assert info(rp, token)["email"] == "zhangsan@example.cn"
+    update_profile(person, {"email": "new@example.cn"})
+    assert info(rp, token)["email"] == "new@example.cn"
+    assert info(rp, token)["email"] == "new@example.cn"  # the cache filled again, with the new value
+
+
+def test_a_copy_read_before_a_change_cannot_overwrite_it(app, rp, trusted, person):
+    """A reader that loaded the row before a commit adds its copy only where no entry is: the
+    commit left a tombstone, so the old copy stays out and the next reader goes to the database."""
+    from idp.extensions import services
+    from idp.oauth import userinfo_cache
+
+    token = tokens_for(rp, trusted, "openid email")["access_token"]
+    info(rp, token)
+    person.email = "new@example.cn"
+    db.session.commit()
+    stale = services().keyring.encrypt('{"values": {"sub": "x"}, "times": []}', "cache.userinfo").encode()
+    assert services().store.add("userinfo:" + person.sub, stale, userinfo_cache.TTL_SECONDS) is False
+    assert info(rp, token)["email"] == "new@example.cn"
+
+
+def test_the_cached_copy_is_encrypted_and_expires(app, rp, trusted, person, clock):
+    from idp.extensions import services
+    from idp.oauth import userinfo_cache
+
+    token = tokens_for(rp, trusted, "openid profile email phone")["access_token"]
+    info(rp, token)
+    raw = services().store.get("userinfo:" + person.sub)
+    assert raw and b"zhangsan@example.cn" not in raw and "张三".encode() not in raw
+    clock.advance(userinfo_cache.TTL_SECONDS + 1)
+    assert services().store.get("userinfo:" + person.sub) is None
+    with StatementCounter() as again:
+        assert info(rp, token)["email"] == "zhangsan@example.cn"
+    assert again.selects == 1
+
+
+def test_an_undecryptable_copy_is_read_again_from_the_database(app, rp, trusted, person):
+    from idp.extensions import services
+
+    token = tokens_for(rp, trusted, "openid email")["access_token"]
+    info(rp, token)
+    services().store.set("userinfo:" + person.sub, b"v1.gone.AAAA", 300)
+    assert info(rp, token)["email"] == "zhangsan@example.cn"
