@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
+from babel import support
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField
+from wtforms.i18n import messages_path
 
 # U+FFFD is what the form parser leaves where the browser sent invalid UTF-8.
 _REFUSED = {"\ufffd"}
@@ -38,11 +42,21 @@ def has_refused_characters(value: str) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=8)
+def _wtforms_catalogue(locale: str):
+    return support.Translations.load(messages_path(), [locale], domain="wtforms")
+
+
 class BaseForm(FlaskForm):
     """Every text field refuses invalid UTF-8, control and invisible format characters, before
     other checks."""
 
     class Meta:
+        def get_translations(self, form):
+            # WTForms' own messages ("This field is required." …) in the page's language.
+            # Flask-WTF reads their catalogue from disk once per request; once per process is enough.
+            return _wtforms_catalogue(str(get_locale()))
+
         def bind_field(self, form, unbound_field, options):
             if issubclass(unbound_field.field_class, StringField):
                 filters = list(unbound_field.kwargs.get("filters", ()))
