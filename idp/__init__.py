@@ -90,6 +90,9 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
     from idp.oauth.views import bp as oauth_bp
     from idp.portal.views import bp as portal_bp
 
+    from idp.oauth import client_cache
+
+    client_cache.install(app, store, clock)
     app.extensions["idp.oauth_server"] = create_server(app)
     sso_sessions.connect()
     app.register_blueprint(login_bp)
@@ -118,6 +121,9 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
 
         app.register_blueprint(dev_bp)
 
+    from idp.oauth.published import PublishedDocuments
+
+    app.wsgi_app = PublishedDocuments(app, app.wsgi_app)
     _install_page_helpers(app)
     _install_error_pages(app)
     _install_security_headers(app)
@@ -128,7 +134,10 @@ def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # Concurrent registrations wait for the writer instead of failing at once.
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+    # No ping before each checkout (a round trip per request, bench/PROFILE.md): connections
+    # are recycled before a server or firewall drops them idle, and one broken by a database
+    # restart fails one request and is replaced.
+    return {"pool_recycle": 300, "pool_size": 10, "max_overflow": 10}
 
 
 def _install_page_helpers(app: Flask) -> None:

@@ -14,7 +14,9 @@ class Base(DeclarativeBase):
     pass
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects keep their loaded values after a commit: every write goes through this session, and
+# reloading each row after each commit was a third of a login's SQL (bench/PROFILE.md).
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 csrf = CSRFProtect()
 migrate = Migrate()
 babel = Babel()

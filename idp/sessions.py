@@ -30,11 +30,22 @@ class ServerSession(CallbackDict, SessionMixin):
             self_.modified = True
 
         super().__init__(initial, on_update)
-        self.sid = sid or secrets.token_urlsafe(32)
+        self._sid = sid
         self.new = new
         self.modified = False
         self.previous_sid: str | None = None
         self.ended = False
+
+    @property
+    def sid(self) -> str:
+        """Drawn when first needed: most requests without a cookie never store a session."""
+        if self._sid is None:
+            self._sid = secrets.token_urlsafe(32)
+        return self._sid
+
+    @sid.setter
+    def sid(self, value: str) -> None:
+        self._sid = value
 
     def regenerate(self) -> None:
         """Give the session a new id (at login), keeping its contents."""

@@ -86,9 +86,11 @@ def finish(account: Account, method: str = "pwd") -> str:
         sid=sid,
         fresh_login_for=return_to,
     )
+    account.last_login_at = services().clock.now()
     signals.login_succeeded.send(
         current_app._get_current_object(), subject=account.login_name, account=account, sid=sid,
         session_key=session.sid,
         details={"account_type": account.account_type},
     )
+    db.session.commit()  # whatever the subscribers (audit, SSO session) left uncommitted
     return return_to or ""

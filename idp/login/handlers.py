@@ -90,8 +90,7 @@ def authenticate(account_type: str, login_name_key: str, password: str, address:
     _account_failures().reset(str(account.id))
     if hashing.needs_rehash(account.password_hash):
         account.password_hash = hashing.hash(password)
-    account.last_login_at = clock.now()
-    db.session.commit()
+        db.session.commit()
     return AuthOutcome(None, account)
 
 

@@ -19,8 +19,7 @@ def on_login(sender, account=None, sid=None, session_key=None, **_):
         sid=sid, session_key=session_key, account_id=account.id, client_ids=[],
         user_agent=(request.user_agent.string or "")[:300] if request else None,
         client_address=request.remote_addr if request else None,
-    ))
-    db.session.commit()
+    ))  # committed with the sign-in (login.flow.finish)
 
 
 def on_logout(sender, sid=None, **_):
@@ -40,11 +39,11 @@ def find(sid: str | None) -> SsoSession | None:
 
 
 def join(sid: str | None, client_id: str) -> None:
+    """Note that the client got a code in this session (the caller commits)."""
     row = find(sid)
     if row is not None and client_id not in row.client_ids:
         row.client_ids = [*row.client_ids, client_id]
         row.last_seen_at = services().clock.now()
-        db.session.commit()
 
 
 def active_sessions(account_id: int) -> list[SsoSession]:

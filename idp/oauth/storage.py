@@ -6,13 +6,15 @@ tokens are JWTs, revoked through a list in the ephemeral store that lives as lon
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import secrets
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import load_only
 
 from idp import signals
 from idp.extensions import db, services
@@ -21,6 +23,13 @@ from idp.models.clients import Client
 from idp.models.oauth import AuthorizationCode, Consent, RefreshToken
 
 _REVOKED = "revoked_jti:"
+# Hot-path writes go to the tables (SQL Core): the ORM's unit of work for one row cost more
+# than the statement (bench/PROFILE.md). The ORM objects read before are not refreshed.
+_REFRESH_TOKENS = RefreshToken.__table__
+_CODES = AuthorizationCode.__table__
+# Hot-path reads are built once: constructing a statement costs about as much as running it.
+_CODE_BY_HASH = select(AuthorizationCode).where(AuthorizationCode.code_hash == bindparam("hash"))
+_REFRESH_TOKEN_BY_HASH = select(RefreshToken).where(RefreshToken.token_hash == bindparam("hash"))
 
 
 def token_hash(value: str) -> str:
@@ -36,20 +45,42 @@ def unverified_claims(jwt_token: str) -> dict:
 # -- clients ----------------------------------------------------------------------------------
 
 def query_client(client_id: str | None) -> Client | None:
+    """The enabled client (a cached, detached copy: idp.oauth.client_cache)."""
     if not client_id or len(client_id) > 64:
         return None
-    client = db.session.execute(db.select(Client).filter_by(client_id=client_id)).scalar_one_or_none()
-    return client if client is not None and client.enabled else None
+    return current_app.extensions["idp.client_cache"].get(client_id, _client_row)
 
 
-def account_by_id(account_id) -> Account | None:
-    return db.session.get(Account, account_id) if account_id else None
+def _client_row(client_id: str) -> Client | None:
+    return db.session.execute(db.select(Client).filter_by(client_id=client_id)).scalar_one_or_none()
 
 
-def account_by_sub(sub: str | None) -> Account | None:
+@functools.lru_cache(maxsize=64)
+def _only(columns: tuple[str, ...]):
+    """The load option for these account columns, made once (building it cost more than the
+    query it shapes)."""
+    return load_only(*(getattr(Account, name) for name in columns))
+
+
+@functools.lru_cache(maxsize=64)
+def _account_by_sub_query(columns: tuple[str, ...]):
+    query = db.select(Account).where(Account.sub == bindparam("sub"))
+    return query.options(_only(columns)) if columns else query
+
+
+def account_by_id(account_id, columns: list[str] | None = None) -> Account | None:
+    """The account, with only ``columns`` loaded when given (others load when first read)."""
+    if not account_id:
+        return None
+    return db.session.get(Account, account_id, options=[_only(tuple(columns))] if columns else None)
+
+
+def account_by_sub(sub: str | None, columns: list[str] | None = None) -> Account | None:
+    """The account, with only ``columns`` loaded when given (others load when first read)."""
     if not sub:
         return None
-    return db.session.execute(db.select(Account).filter_by(sub=sub)).scalar_one_or_none()
+    query = _account_by_sub_query(tuple(columns or ()))
+    return db.session.execute(query, {"sub": sub}).scalar_one_or_none()
 
 
 # -- authorization codes ----------------------------------------------------------------------
@@ -71,24 +102,20 @@ def save_code(code: str, request, account: Account, login: dict) -> None:
         code_challenge=data.get("code_challenge"),
         code_challenge_method=data.get("code_challenge_method"),
         expires_at=now + timedelta(seconds=current_app.config["CODE_TTL"]),
-    ))
-    db.session.commit()
+    ))  # committed by the authorization endpoint, with the SSO session it joins
 
 
 def take_code(code: str, client: Client) -> AuthorizationCode | None:
-    """Spend a code atomically. A code presented a second time revokes what it issued."""
-    row = db.session.execute(
-        db.select(AuthorizationCode).filter_by(code_hash=token_hash(code or ""))
-    ).scalar_one_or_none()
+    """Spend a code atomically (committed with the tokens, by the token endpoint: a concurrent
+    second use waits for the row and then finds it spent). A code presented a second time
+    revokes what it issued."""
+    row = db.session.execute(_CODE_BY_HASH, {"hash": token_hash(code or "")}).scalar_one_or_none()
     if row is None or row.client_id != client.get_client_id():
         return None
     now = services().clock.now()
     spent = db.session.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
-        .values(used_at=now)
+        update(_CODES).where(_CODES.c.id == row.id, _CODES.c.used_at.is_(None)).values(used_at=now)
     ).rowcount
-    db.session.commit()
     if not spent:
         revoke_code_grant(row)
         return None
@@ -98,6 +125,7 @@ def take_code(code: str, client: Client) -> AuthorizationCode | None:
 
 
 def revoke_code_grant(row: AuthorizationCode) -> None:
+    db.session.refresh(row)  # what the first use issued, committed after this row was read
     if row.issued_jti:
         revoke_access_jti(row.issued_jti, current_app.config["ACCESS_TOKEN_TTL"])
     if row.issued_family:
@@ -116,7 +144,8 @@ def nonce_used(client_id: str, nonce: str) -> bool:
 
 def save_token(token: dict, request) -> None:
     """Record what was issued: refresh tokens (a new family or the parent's), and on the code
-    the access token and family it produced, so a replayed code can revoke them."""
+    the access token and family it produced, so a replayed code can revoke them. The token
+    endpoint commits it, with the spent code or the rotated parent, in one transaction."""
     claims = unverified_claims(token["access_token"])
     jti, exp = claims["jti"], claims["exp"]
     code = getattr(request, "authorization_code", None)
@@ -125,7 +154,7 @@ def save_token(token: dict, request) -> None:
     if token.get("refresh_token"):
         family = parent.family_id if parent is not None else secrets.token_hex(16)
         source = parent or code
-        db.session.add(RefreshToken(
+        db.session.execute(insert(_REFRESH_TOKENS).values(
             token_hash=token_hash(token["refresh_token"]),
             family_id=family,
             client_id=request.client.get_client_id(),
@@ -138,16 +167,13 @@ def save_token(token: dict, request) -> None:
             expires_at=services().clock.now() + timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"]),
         ))
     if isinstance(code, AuthorizationCode):
-        code.issued_jti = jti
-        code.issued_family = family
-    db.session.commit()
+        db.session.execute(update(_CODES).where(_CODES.c.id == code.id)
+                           .values(issued_jti=jti, issued_family=family))
 
 
 def find_refresh_token(value: str) -> RefreshToken | None:
     """A usable refresh token; presenting a rotated or revoked one revokes its family."""
-    row = db.session.execute(
-        db.select(RefreshToken).filter_by(token_hash=token_hash(value or ""))
-    ).scalar_one_or_none()
+    row = db.session.execute(_REFRESH_TOKEN_BY_HASH, {"hash": token_hash(value or "")}).scalar_one_or_none()
     if row is None:
         return None
     if row.rotated_at is not None or row.revoked_at is not None:
@@ -161,12 +187,12 @@ def find_refresh_token(value: str) -> RefreshToken | None:
 
 
 def rotate_refresh_token(row: RefreshToken) -> None:
-    """Mark used, atomically: of two concurrent uses only one may rotate."""
+    """Mark used, atomically: of two concurrent uses only one may rotate; the other revokes the
+    family, the token just issued with it included (same transaction)."""
     done = db.session.execute(
-        update(RefreshToken).where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None))
+        update(_REFRESH_TOKENS).where(_REFRESH_TOKENS.c.id == row.id, _REFRESH_TOKENS.c.rotated_at.is_(None))
         .values(rotated_at=services().clock.now())
     ).rowcount
-    db.session.commit()
     if not done:
         revoke_family(row.family_id)
 

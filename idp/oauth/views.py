@@ -3,6 +3,7 @@ introspection, revocation, RP-initiated logout, and the consent page."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -15,11 +16,11 @@ from flask import (Blueprint, current_app, jsonify, make_response, redirect, ren
 from flask_babel import lazy_gettext as _l
 
 from idp import signals
-from idp.extensions import csrf, services
+from idp.extensions import csrf, db, services
 from idp.i18n import ui_locales
 from idp.models.accounts import VERIFIED_STATUSES
 from idp.oauth import claims as claim_sets
-from idp.oauth import keys, sessions, storage
+from idp.oauth import keys, sessions, storage, userinfo_cache
 from idp.oauth.server import verify_access_token
 
 bp = Blueprint("oauth", __name__)
@@ -81,10 +82,12 @@ def _metadata() -> dict:
 
 
 def _public_json(body: bytes):
+    """Public, cacheable JSON (kept and served before Flask by idp.oauth.published)."""
     response = current_app.response_class(body, mimetype="application/json")
     response.headers["Cache-Control"] = "public, max-age=300"
     response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+    response.set_etag(hashlib.sha256(body).hexdigest()[:32])
+    return response.make_conditional(request)
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -289,6 +292,7 @@ def authorize():
     session.pop("fresh_login_for", None)
     response = _server().create_authorization_response(grant=grant, grant_user=account)
     sessions.join(session.get("sid"), grant.client.client_id)
+    db.session.commit()  # the code and the SSO session's new client, together
     location = response.headers.get("Location")
     if location and _response_mode() == "form_post":
         target = urlsplit(location)
@@ -308,7 +312,12 @@ def _no_store(response):
 @bp.post("/token")
 @csrf.exempt
 def token():
-    return _no_store(_server().create_token_response())
+    """One transaction per token request: the code spent or the refresh token rotated, and
+    what was issued in exchange, are committed together (also when the request fails after the
+    code was spent: a code works once)."""
+    response = _server().create_token_response()
+    db.session.commit()
+    return _no_store(response)
 
 
 @bp.post("/introspect")
@@ -355,10 +364,13 @@ def userinfo():
     token_claims = verify_access_token(value)
     if token_claims is None:
         return _bearer_error("invalid_token", "The access token is invalid, expired or revoked.")
-    account = storage.account_by_sub(token_claims.get("sub"))
-    if account is None or "openid" not in scope_to_list(token_claims.get("scope") or ""):
+    scope = token_claims.get("scope") or ""
+    if "openid" not in scope_to_list(scope):
         return _bearer_error("insufficient_scope", "The token does not grant access to user info.", 403)
-    return _no_store(jsonify(dict(claim_sets.user_claims(account, token_claims.get("scope", "")))))
+    account = userinfo_cache.account_for_claims(token_claims.get("sub"))
+    if account is None:
+        return _bearer_error("insufficient_scope", "The token does not grant access to user info.", 403)
+    return _no_store(jsonify(dict(claim_sets.user_claims(account, scope))))
 
 
 # -- RP-initiated logout --------------------------------------------------------------------
