@@ -30,9 +30,6 @@ from idp.oauth import keys, storage
 from idp.oauth.claims import id_token_claims
 
 SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
-# What tokens say of a user (access token and ID token: sub, account_type); loading only these
-# keeps the token endpoint from decrypting personal data it never uses.
-TOKEN_SUBJECT_COLUMNS = ["id", "sub", "account_type"]
 
 
 # -- tokens -----------------------------------------------------------------------------------
@@ -59,12 +56,20 @@ def access_token(client, grant_type, user, scope) -> str:
     }
     if user is not None:
         claims["account_type"] = user.account_type
-        login = getattr(user, "_login", None) or {}
+        login = _login_of(user)
         if login.get("sid"):
             claims["sid"] = login["sid"]
         if login.get("auth_time"):
             claims["auth_time"] = login["auth_time"]
     return sign(claims, typ="at+jwt")
+
+
+def _login_of(user) -> dict:
+    """The sign-in behind a token: a grant's TokenSubject carries it, a signed-in account
+    (the authorization endpoint) has it as ``_login``."""
+    if isinstance(user, storage.TokenSubject):
+        return {"sid": user.sid, "auth_time": user.auth_time}
+    return getattr(user, "_login", None) or {}
 
 
 def _kid_of(token: str) -> str | None:
@@ -118,10 +123,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Already spent atomically in ``query_authorization_code``."""
 
     def authenticate_user(self, authorization_code):
-        account = storage.account_by_id(authorization_code.account_id, TOKEN_SUBJECT_COLUMNS)
-        if account is not None:
-            account._login = {"sid": authorization_code.sid, "auth_time": authorization_code.auth_time}
-        return account
+        return authorization_code.subject
 
 
 class PublicClientsUseS256(CodeChallenge):
@@ -196,10 +198,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return storage.find_refresh_token(refresh_token)
 
     def authenticate_user(self, refresh_token):
-        account = storage.account_by_id(refresh_token.account_id, TOKEN_SUBJECT_COLUMNS)
-        if account is not None:
-            account._login = {"sid": refresh_token.sid, "auth_time": refresh_token.auth_time}
-        return account
+        return refresh_token.subject
 
     def revoke_old_credential(self, refresh_token):
         storage.rotate_refresh_token(refresh_token)

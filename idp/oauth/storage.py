@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
@@ -28,8 +29,35 @@ _REVOKED = "revoked_jti:"
 _REFRESH_TOKENS = RefreshToken.__table__
 _CODES = AuthorizationCode.__table__
 # Hot-path reads are built once: constructing a statement costs about as much as running it.
-_CODE_BY_HASH = select(AuthorizationCode).where(AuthorizationCode.code_hash == bindparam("hash"))
-_REFRESH_TOKEN_BY_HASH = select(RefreshToken).where(RefreshToken.token_hash == bindparam("hash"))
+# A code or refresh token is read with what the tokens say of its user (one statement, no
+# account row: idp.oauth.server.TokenSubject).
+_CODE_BY_HASH = (select(AuthorizationCode, Account.sub, Account.account_type)
+                 .join(Account, Account.id == AuthorizationCode.account_id)
+                 .where(AuthorizationCode.code_hash == bindparam("hash")))
+_REFRESH_TOKEN_BY_HASH = (select(RefreshToken, Account.sub, Account.account_type)
+                          .join(Account, Account.id == RefreshToken.account_id)
+                          .where(RefreshToken.token_hash == bindparam("hash")))
+
+
+@dataclass(frozen=True)
+class TokenSubject:
+    """The user as the tokens name it: ``sub`` and the account type (INTERFACES.md), the
+    database id for the rows that record what was issued, and the sign-in the grant came from."""
+
+    id: int
+    sub: str
+    account_type: str
+    sid: str | None = None
+    auth_time: int | None = None
+
+
+def _with_subject(found):
+    """The row of a (row, sub, account_type) result, its ``subject`` attached."""
+    if found is None:
+        return None
+    row, sub, account_type = found
+    row.subject = TokenSubject(row.account_id, sub, account_type, row.sid, row.auth_time)
+    return row
 
 
 def token_hash(value: str) -> str:
@@ -56,23 +84,14 @@ def _client_row(client_id: str) -> Client | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _only(columns: tuple[str, ...]):
-    """The load option for these account columns, made once (building it cost more than the
-    query it shapes)."""
-    return load_only(*(getattr(Account, name) for name in columns))
-
-
-@functools.lru_cache(maxsize=64)
 def _account_by_sub_query(columns: tuple[str, ...]):
+    """Made once per column set: building the query and its load option cost more than running it."""
     query = db.select(Account).where(Account.sub == bindparam("sub"))
-    return query.options(_only(columns)) if columns else query
+    return query.options(load_only(*(getattr(Account, name) for name in columns))) if columns else query
 
 
-def account_by_id(account_id, columns: list[str] | None = None) -> Account | None:
-    """The account, with only ``columns`` loaded when given (others load when first read)."""
-    if not account_id:
-        return None
-    return db.session.get(Account, account_id, options=[_only(tuple(columns))] if columns else None)
+def account_by_id(account_id) -> Account | None:
+    return db.session.get(Account, account_id) if account_id else None
 
 
 def account_by_sub(sub: str | None, columns: list[str] | None = None) -> Account | None:
@@ -109,7 +128,7 @@ def take_code(code: str, client: Client) -> AuthorizationCode | None:
     """Spend a code atomically (committed with the tokens, by the token endpoint: a concurrent
     second use waits for the row and then finds it spent). A code presented a second time
     revokes what it issued."""
-    row = db.session.execute(_CODE_BY_HASH, {"hash": token_hash(code or "")}).scalar_one_or_none()
+    row = _with_subject(db.session.execute(_CODE_BY_HASH, {"hash": token_hash(code or "")}).first())
     if row is None or row.client_id != client.get_client_id():
         return None
     now = services().clock.now()
@@ -173,7 +192,7 @@ def save_token(token: dict, request) -> None:
 
 def find_refresh_token(value: str) -> RefreshToken | None:
     """A usable refresh token; presenting a rotated or revoked one revokes its family."""
-    row = db.session.execute(_REFRESH_TOKEN_BY_HASH, {"hash": token_hash(value or "")}).scalar_one_or_none()
+    row = _with_subject(db.session.execute(_REFRESH_TOKEN_BY_HASH, {"hash": token_hash(value or "")}).first())
     if row is None:
         return None
     if row.rotated_at is not None or row.revoked_at is not None:
