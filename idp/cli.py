@@ -329,7 +329,7 @@ def _run_granian(cfg, target: str, workers: int) -> None:
         port=cfg["PORT"],
         interface=Interfaces.WSGI,
         workers=workers,
-        blocking_threads=4,  # Python threads per worker (bench/PROFILE.md: 4 beat 1)
+        blocking_threads=cfg["THREADS"],  # Python threads per worker
         http=HTTPModes.http1,  # behind the TLS proxy; no cleartext HTTP/2 (h2c) surface
         websockets=False,  # none in WSGI
         log_access=cfg["ACCESS_LOG"],
@@ -346,7 +346,7 @@ def _run_gunicorn(cfg, target: str, workers: int) -> None:
             self.cfg.set("bind", f"{cfg['BIND']}:{cfg['PORT']}")
             self.cfg.set("workers", workers)
             self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", 4)
+            self.cfg.set("threads", cfg["THREADS"])
             self.cfg.set("accesslog", "-" if cfg["ACCESS_LOG"] else None)
             self.cfg.set("timeout", 60)
 

@@ -116,7 +116,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TRUSTED_PROXIES", 0, "reverse proxies in front whose X-Forwarded-For is trusted", int),
     Setting("SERVER", "granian", "HTTP server of `idp serve`: granian (measured fastest, bench/PROFILE.md) or gunicorn", _server),
     Setting("WORKERS", 0, "server workers for `idp serve`; 0 = one per core (measured best for this CPU-bound server, bench/)", int),
-    Setting("ACCESS_LOG", True, "one access log line per request on stdout from `idp serve` (either server)", _bool),
+    Setting("THREADS", 4, "request threads per worker of `idp serve` (measured, bench/PROFILE.md)", int),
+    Setting("ACCESS_LOG", False, "one access log line per request on stdout from `idp serve` (either server); off by default, as in both servers: the reverse proxy in front keeps the access log, and logging each request cost 6-8 % of a cheap request's CPU (bench/PROFILE.md)", _bool),
 )
 
 

@@ -23,6 +23,9 @@ class EphemeralStore(Protocol):
 
     def get(self, key: str) -> bytes | None: ...
 
+    def get_many(self, *keys: str) -> list[bytes | None]:
+        """``get`` of each key, in one round trip."""
+
     def set(self, key: str, value: bytes, ttl: float) -> None: ...
 
     def add(self, key: str, value: bytes, ttl: float) -> bool:
@@ -72,6 +75,9 @@ class MemoryStore:
         with self._lock:
             entry = self._live(key)
             return entry[1] if entry and isinstance(entry[1], bytes) else None
+
+    def get_many(self, *keys: str) -> list[bytes | None]:
+        return [self.get(key) for key in keys]
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
         with self._lock:
@@ -167,6 +173,12 @@ class RedisStore:
     def get(self, key: str) -> bytes | None:
         value, expiry = self.redis.hmget(self._k(key), "v", "e")
         return self._fresh(value, expiry)
+
+    def get_many(self, *keys: str) -> list[bytes | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hmget(self._k(key), "v", "e")
+        return [self._fresh(value, expiry) for value, expiry in pipe.execute()]
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
         pipe = self.redis.pipeline()

@@ -82,6 +82,16 @@ def _kid_of(token: str) -> str | None:
 
 def verify_access_token(token: str) -> dict | None:
     """The claims of a valid, unrevoked access token of this provider, else None."""
+    claims = decode_access_token(token)
+    if claims is None or storage.access_jti_revoked(str(claims.get("jti"))):
+        return None
+    return claims
+
+
+def decode_access_token(token: str) -> dict | None:
+    """The claims of an access token of this provider, signed, typed and unexpired, else None.
+    Whether it was revoked is not asked here (``verify_access_token`` does; userinfo asks in
+    the same round trip as for its account data)."""
     if not token or token.count(".") != 2 or len(token) > 8192:
         return None
     try:
@@ -94,7 +104,7 @@ def verify_access_token(token: str) -> dict | None:
     now = services().clock.time()
     if claims.get("iss") != current_app.config["ISSUER"] or not isinstance(claims.get("exp"), int):
         return None
-    if claims["exp"] <= now or storage.access_jti_revoked(str(claims.get("jti"))):
+    if claims["exp"] <= now:
         return None
     return claims
 

@@ -229,11 +229,16 @@ def revoke_family(family_id: str) -> None:
 
 def revoke_access_jti(jti: str, ttl: float) -> None:
     if ttl > 0:
-        services().store.set(_REVOKED + jti, b"1", ttl + 60)
+        services().store.set(revoked_key(jti), b"1", ttl + 60)
+
+
+def revoked_key(jti: str) -> str:
+    """The store key that marks access token ``jti`` revoked."""
+    return _REVOKED + jti
 
 
 def access_jti_revoked(jti: str) -> bool:
-    return services().store.get(_REVOKED + jti) is not None
+    return services().store.get(revoked_key(jti)) is not None
 
 
 def revoke_account_tokens(account_id: int, client_id: str | None = None, sid: str | None = None) -> None:

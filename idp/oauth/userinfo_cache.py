@@ -22,7 +22,7 @@ from sqlalchemy import inspect
 
 from idp.extensions import services
 from idp.models import changes
-from idp.models.accounts import Account
+from idp.models.accounts import LEGAL, Account
 from idp.security.pii import KeyringError
 
 TTL_SECONDS = 300
@@ -32,15 +32,25 @@ _TOMBSTONE = b"-"
 _CONTEXT = "cache.userinfo"
 
 
-def account_for_claims(sub: str | None) -> Account | None:
-    """The account ``sub`` with the claim columns loaded: a detached copy from the cache, or
-    the row itself, read with exactly those columns."""
+_UNREAD = object()
+
+
+def key(sub: str) -> str:
+    """The store key of ``sub``'s entry (read it with other keys in one round trip)."""
+    return _KEY + sub
+
+
+def account_for_claims(sub: str | None, cached=_UNREAD):
+    """What the claims of ``sub`` are made from: a copy from the cache (``cached``: the entry
+    already read from the store, else it is read here), or the row itself, read with exactly
+    the claim columns."""
     from idp.oauth import claims, storage
 
     if not sub or len(sub) > 64:
         return None
     store, keyring = services().store, services().keyring
-    cached = store.get(_KEY + sub)
+    if cached is _UNREAD:
+        cached = store.get(key(sub))
     if cached is not None and cached != _TOMBSTONE:
         try:
             return _account(json.loads(keyring.decrypt(cached.decode(), _CONTEXT)))
@@ -49,7 +59,7 @@ def account_for_claims(sub: str | None) -> Account | None:
     account = storage.account_by_sub(sub, claims.CLAIM_COLUMNS)
     if account is not None and cached is None:
         values = json.dumps(_values(account, claims.CLAIM_COLUMNS), ensure_ascii=False)
-        store.add(_KEY + sub, keyring.encrypt(values, _CONTEXT).encode(), TTL_SECONDS)
+        store.add(key(sub), keyring.encrypt(values, _CONTEXT).encode(), TTL_SECONDS)
     return account
 
 
@@ -64,11 +74,22 @@ def _values(account: Account, columns) -> dict:
     return {"values": values, "times": times}
 
 
-def _account(entry: dict) -> Account:
+class CachedAccount:
+    """The claim columns of an account, as attributes (what ``claims.user_claims`` reads)."""
+
+    def __init__(self, values: dict) -> None:
+        self.__dict__.update(values)
+
+    @property
+    def is_legal(self) -> bool:
+        return self.account_type == LEGAL
+
+
+def _account(entry: dict) -> CachedAccount:
     values = entry["values"]
     for name in entry["times"]:
         values[name] = datetime.fromisoformat(values[name])
-    return Account(**values)  # transient: never added to a session, never written
+    return CachedAccount(values)
 
 
 def _sub_if_claims_change(account: Account) -> str | None:
@@ -88,7 +109,7 @@ def _sub_if_claims_change(account: Account) -> str | None:
 def _accounts_written(subs: set) -> None:
     store = services().store
     for sub in subs - {None}:
-        store.set(_KEY + sub, _TOMBSTONE, TOMBSTONE_SECONDS)
+        store.set(key(sub), _TOMBSTONE, TOMBSTONE_SECONDS)
 
 
 changes.after_commit_of(Account, _sub_if_claims_change, _accounts_written)

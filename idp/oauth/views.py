@@ -21,7 +21,7 @@ from idp.i18n import ui_locales
 from idp.models.accounts import VERIFIED_STATUSES
 from idp.oauth import claims as claim_sets
 from idp.oauth import keys, sessions, storage, userinfo_cache
-from idp.oauth.server import verify_access_token
+from idp.oauth.server import decode_access_token
 
 bp = Blueprint("oauth", __name__)
 
@@ -361,13 +361,19 @@ def userinfo():
         response.status_code = 401
         response.headers["WWW-Authenticate"] = f'Bearer realm="{current_app.config["ISSUER"]}"'
         return _no_store(response)
-    token_claims = verify_access_token(value)
-    if token_claims is None:
+    token_claims = decode_access_token(value)
+    revoked, cached = None, None
+    if token_claims is not None:
+        sub = str(token_claims.get("sub"))
+        # The revocation list and the account data, in one round trip.
+        revoked, cached = services().store.get_many(storage.revoked_key(str(token_claims.get("jti"))),
+                                                    userinfo_cache.key(sub))
+    if token_claims is None or revoked is not None:
         return _bearer_error("invalid_token", "The access token is invalid, expired or revoked.")
     scope = token_claims.get("scope") or ""
     if "openid" not in scope_to_list(scope):
         return _bearer_error("insufficient_scope", "The token does not grant access to user info.", 403)
-    account = userinfo_cache.account_for_claims(token_claims.get("sub"))
+    account = userinfo_cache.account_for_claims(sub, cached)
     if account is None:
         return _bearer_error("insufficient_scope", "The token does not grant access to user info.", 403)
     return _no_store(jsonify(dict(claim_sets.user_claims(account, scope))))

@@ -115,7 +115,7 @@ def test_serve_runs_granian_by_default_with_one_worker_on_the_in_process_store(c
         stdout, stderr = _stop(server)
     assert "ONE worker" in stderr
     assert f"on 127.0.0.1:{port} with 1 worker(s) (granian)" in stderr
-    assert ACCESS_LINE in stdout  # IDP_ACCESS_LOG defaults to on
+    assert ACCESS_LINE not in stdout  # IDP_ACCESS_LOG defaults to off
     assert server.returncode == 0
 
 
@@ -158,8 +158,8 @@ def test_granian_refuses_a_body_over_max_form_bytes_with_413_before_reading_it_a
         _stop(server)
 
 
-def test_granian_responses_carry_the_security_headers_and_no_access_log_when_off(cli):
-    server, port = _start_serve(cli, IDP_ACCESS_LOG="off")
+def test_granian_responses_carry_the_security_headers_and_an_access_log_when_on(cli):
+    server, port = _start_serve(cli, IDP_ACCESS_LOG="on")
     try:
         for path in ("/login", "/.well-known/openid-configuration"):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
@@ -171,7 +171,7 @@ def test_granian_responses_carry_the_security_headers_and_no_access_log_when_off
         assert headers["Server"] == "granian"
     finally:
         stdout, _ = _stop(server)
-    assert ACCESS_LINE not in stdout
+    assert ACCESS_LINE in stdout
 
 
 @pytest.mark.parametrize("sig, group", [(signal.SIGTERM, False), (signal.SIGINT, True)],

@@ -247,22 +247,23 @@ def test_toml_booleans_are_accepted_for_on_off_settings(monkeypatch, tmp_path, i
 # --- the HTTP server of `idp serve` ----------------------------------------------------------
 
 
-def test_idp_serve_runs_granian_with_an_access_log_by_default(instance):
+def test_idp_serve_runs_granian_without_an_access_log_by_default(instance):
     cfg = load(instance)
     assert cfg["SERVER"] == "granian"
-    assert cfg["ACCESS_LOG"] is True
+    assert cfg["ACCESS_LOG"] is False
+    assert cfg["THREADS"] == 4
 
 
-def test_gunicorn_can_be_chosen_and_the_access_log_turned_off(monkeypatch, tmp_path, instance):
+def test_gunicorn_can_be_chosen_and_the_access_log_turned_on(monkeypatch, tmp_path, instance):
     monkeypatch.setenv("IDP_SERVER", " Gunicorn ")
-    monkeypatch.setenv("IDP_ACCESS_LOG", "off")
-    cfg = load(instance)
-    assert cfg["SERVER"] == "gunicorn" and cfg["ACCESS_LOG"] is False
-    monkeypatch.delenv("IDP_SERVER")
-    monkeypatch.setenv("IDP_CONFIG", str(write_toml(tmp_path, 'server = "gunicorn"\naccess_log = true\n')))
-    monkeypatch.delenv("IDP_ACCESS_LOG")
+    monkeypatch.setenv("IDP_ACCESS_LOG", "on")
     cfg = load(instance)
     assert cfg["SERVER"] == "gunicorn" and cfg["ACCESS_LOG"] is True
+    monkeypatch.delenv("IDP_SERVER")
+    monkeypatch.setenv("IDP_CONFIG", str(write_toml(tmp_path, 'server = "gunicorn"\naccess_log = false\n')))
+    monkeypatch.delenv("IDP_ACCESS_LOG")
+    cfg = load(instance)
+    assert cfg["SERVER"] == "gunicorn" and cfg["ACCESS_LOG"] is False
 
 
 def test_an_unknown_server_is_refused_with_the_choices(monkeypatch, instance):
