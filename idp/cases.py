@@ -260,6 +260,15 @@ def account_of(case: ReviewCase) -> Account | None:
     return db.session.get(Account, case.account_id) if case.account_id else None
 
 
+def account_to_decide(case: ReviewCase) -> Account | None:
+    """The case's account as the database has it now, locked until the decision commits (on
+    PostgreSQL): a decision acts on the current row, never on a copy read earlier in this
+    session, and a change made meanwhile by the user (which voids the case) waits for it."""
+    if not case.account_id:
+        return None
+    return db.session.get(Account, case.account_id, populate_existing=True, with_for_update=True)
+
+
 def active_holder(case: ReviewCase) -> str | None:
     """The login of the reviewer whose claim has not lapsed, if any."""
     if case.state != PENDING or not case.claimed_by or case.claimed_at is None:
@@ -424,13 +433,13 @@ def _decide(case: ReviewCase, staff: StaffUser, decision: str, reason: str | Non
 
 
 def _approve_registration(case: ReviewCase) -> None:
-    account = account_of(case)
+    account = account_to_decide(case)
     if account is not None and account.status == PENDING_REVIEW:
         account.status = ACTIVE
 
 
 def _reject_registration(case: ReviewCase) -> None:
-    account = account_of(case)
+    account = account_to_decide(case)
     if account is not None and account.status == PENDING_REVIEW:
         account.status = DISABLED
 

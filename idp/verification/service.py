@@ -326,13 +326,13 @@ def document_kinds(case: ReviewCase) -> list[str]:
 
 
 def _approve(case: ReviewCase) -> None:
-    account = cases.account_of(case)
+    account = cases.account_to_decide(case)
     if account is not None and account.verification_status == VERIFICATION_PENDING:
         _mark_verified(account, VERIFIED_MANUAL, DOCUMENT_REVIEW, f"case-{case.id}")
 
 
 def _reject(case: ReviewCase) -> None:
-    account = cases.account_of(case)
+    account = cases.account_to_decide(case)
     if account is not None and account.verification_status == VERIFICATION_PENDING:
         _clear_verified(account, VERIFICATION_REJECTED)
         account.verification_reason = case.reason
