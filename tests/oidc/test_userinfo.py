@@ -331,3 +331,22 @@ def test_an_undecryptable_copy_is_read_again_from_the_database(app, rp, trusted,
     info(rp, token)
     services().store.set("userinfo:" + person.sub, b"v1.gone.AAAA", 300)
     assert info(rp, token)["email"] == "zhangsan@example.cn"
+
+
+def test_a_sign_in_keeps_the_cached_copy(app, rp, trusted, person, clock):
+    """A sign-in writes the account (last_login_at) but no claim column: the entry stays."""
+    from idp.extensions import services
+    from idp.oauth import userinfo_cache
+
+    clock.advance(userinfo_cache.TOMBSTONE_SECONDS)
+    token = tokens_for(rp, trusted, "openid email")["access_token"]
+    info(rp, token)
+    entry = services().store.get(userinfo_cache.key(person.sub))
+    assert entry and entry != b"-"
+    db.session.expire_all()
+    before = db.session.get(type(person), person.id).last_login_at
+    clock.advance(1)
+    tokens_for(rp, trusted, "openid email", prompt="login")
+    db.session.expire_all()
+    assert db.session.get(type(person), person.id).last_login_at > before
+    assert services().store.get(userinfo_cache.key(person.sub)) == entry
