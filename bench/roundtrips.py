@@ -19,10 +19,8 @@ import asyncio
 import collections
 import datetime as dt
 import json
-import os
 import shutil
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -81,22 +79,9 @@ def main() -> int:
     parser.add_argument("--scenarios", default=",".join(run.SCENARIOS))
     args = parser.parse_args()
 
-    run.ensure_postgres()
-    run.ensure_redis()
-    instance = Path(tempfile.mkdtemp(prefix="idp-roundtrips-"))
-    port = run.free_port()
-    env = run.our_env(port, instance)
-    client = run.setup_ours(env)
-    os.environ.update(env)
-    sys.path.insert(0, str(run.ROOT))
-    import logging
-
+    app, port, client, instance = run.in_process_provider("idp-roundtrips-")
     from werkzeug.serving import make_server
 
-    from idp import create_app
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = create_app()
     instrument(app)
     server = make_server("127.0.0.1", port, app, threaded=False)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

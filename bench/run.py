@@ -271,6 +271,26 @@ def setup_ours(env: dict) -> dict:
     return client
 
 
+def in_process_provider(prefix: str):
+    """Our provider built in this process with the benchmark's configuration (fresh database,
+    client and user, as `make bench` sets up), for the tools that instrument it from inside
+    (roundtrips.py, whatif.py): (app, port for it, client, instance directory)."""
+    import logging
+
+    ensure_postgres()
+    ensure_redis()
+    instance = Path(tempfile.mkdtemp(prefix=prefix))
+    port = free_port()
+    env = our_env(port, instance)
+    client = setup_ours(env)
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    from idp import create_app
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    return create_app(), port, client, instance
+
+
 def argon2_params(env: dict) -> dict:
     code = ("import json; from idp.settings import load_settings as l; c = l(); "
             "print(json.dumps({k: c['ARGON2_' + k] for k in ('TIME_COST', 'MEMORY_KIB', 'PARALLELISM')}))")

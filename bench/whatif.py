@@ -24,10 +24,8 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -123,22 +121,8 @@ def main() -> int:
     parser.add_argument("--scenarios", default="client_credentials,refresh_token,userinfo,introspection,login")
     args = parser.parse_args()
 
-    run.ensure_postgres()
-    run.ensure_redis()
-    instance = Path(tempfile.mkdtemp(prefix="idp-whatif-"))
-    port = run.free_port()
-    env = run.our_env(port, instance)
-    client = run.setup_ours(env)
-    os.environ.update(env)
-    sys.path.insert(0, str(run.ROOT))
-    import logging
-
+    APP, port, client, instance = run.in_process_provider("idp-whatif-")
     from werkzeug.serving import make_server
-
-    from idp import create_app
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    APP = create_app()
     server = make_server("127.0.0.1", port, timed(APP), threaded=False)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     target = run.our_target(port, client)
