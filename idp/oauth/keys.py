@@ -93,22 +93,25 @@ def invalidate() -> None:
 def _load() -> dict:
     """Keys cached per process for a short while (other workers may rotate), and never past
     the moment a retired key must leave the JWKS — both on the provider's clock."""
-    now_ts = services().clock.time()
+    app = current_app._get_current_object()
     with _lock:
-        if _cache and _cache["until"] > now_ts and _cache["app"] is current_app._get_current_object():
-            return _cache
+        fresh = _fresh_cache(app)
+    if fresh is not None:
+        return fresh
+    now_ts = services().clock.time()
     ensure_keys()
     now = services().clock.now()
     rows = db.session.execute(db.select(SigningKey).order_by(SigningKey.id)).scalars().all()
     published = [r for r in rows if r.active or (r.publish_until and r.publish_until > now)]
     private = {r.alg: r for r in rows if r.active}
     leaving = [r.publish_until.timestamp() for r in published if not r.active and r.publish_until]
+    jwks = {"keys": [r.public_jwk for r in published]}
     data = {
         "until": min([now_ts + _CACHE_SECONDS, *leaving]),
-        "app": current_app._get_current_object(),
-        "jwks": {"keys": [r.public_jwk for r in published]},
-        "jwks_json": json.dumps({"keys": [r.public_jwk for r in published]}).encode(),
-        "verify": KeySet.import_key_set({"keys": [r.public_jwk for r in published]}),
+        "app": app,
+        "jwks": jwks,
+        "jwks_json": json.dumps(jwks).encode(),
+        "verify": KeySet.import_key_set(jwks),
         # Imported once: parsing and checking an RSA private key costs tens of milliseconds.
         "signing": {alg: (r.kid, import_key(json.loads(r.private_jwk))) for alg, r in private.items()},
     }
@@ -122,12 +125,18 @@ def public_jwks() -> dict:
     return _load()["jwks"]
 
 
-def cached_jwks_json(app) -> bytes | None:
-    """The JWKS bytes of ``app`` while its key cache is fresh (no context needed), else None."""
+def _fresh_cache(app) -> dict | None:
+    """The key cache when it was filled for ``app`` and has not run out (no context needed)."""
     data = _cache
     if data and data["app"] is app and data["until"] > app.extensions["idp.services"].clock.time():
-        return data["jwks_json"]
+        return data
     return None
+
+
+def cached_jwks_json(app) -> bytes | None:
+    """The JWKS bytes of ``app`` while its key cache is fresh, else None."""
+    data = _fresh_cache(app)
+    return data["jwks_json"] if data is not None else None
 
 
 def public_jwks_json() -> bytes:
