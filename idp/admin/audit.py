@@ -253,13 +253,18 @@ def _page_number() -> int:
     return int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
 
 
+def _refused_filter(form, reason: str):
+    """The search page with the reason a filter was refused, and nothing found."""
+    return render_template("admin/audit/index.html", form=form, result=None, reason=reason,
+                           message=MESSAGES[reason], outcome_labels=OUTCOME_LABELS), 400
+
+
 @bp.get("/")
 @staff_required("audit.view")
 def index():
     form, filters, reason = _filter_from_request()
     if reason:
-        return render_template("admin/audit/index.html", form=form, result=None, reason=reason,
-                               message=MESSAGES[reason], outcome_labels=OUTCOME_LABELS), 400
+        return _refused_filter(form, reason)
     return render_template("admin/audit/index.html", form=form, result=page_of(filters, _page_number()),
                            filters=filters.params(), reason=None, message=None, outcome_labels=OUTCOME_LABELS,
                            details_json=details_json, beijing=BEIJING)
@@ -270,8 +275,7 @@ def index():
 def export():
     form, filters, reason = _filter_from_request()
     if reason:
-        return render_template("admin/audit/index.html", form=form, result=None, reason=reason,
-                               message=MESSAGES[reason], outcome_labels=OUTCOME_LABELS), 400
+        return _refused_filter(form, reason)
     record_export(filters, current_staff().login, count(filters))
     stamp = services().clock.now().astimezone(BEIJING).strftime("%Y%m%d-%H%M%S")
     response = Response(stream_with_context(line.encode("utf-8") for line in csv_lines(filters)),

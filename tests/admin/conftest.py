@@ -11,6 +11,7 @@ import pytest
 from idp.admin import staff as staff_service
 from idp.extensions import services
 from tests.conftest import csrf_token
+from tests.oidc.conftest import relying_party
 
 STAFF_PASSWORD = "Staff-pass-2026"
 
@@ -70,3 +71,9 @@ def form_token(page: str) -> str:
     match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
     assert match
     return match.group(1)
+
+
+@pytest.fixture
+def rp(app, clock):
+    """A browser plus relying party (as in tests/oidc) on its own test client."""
+    return relying_party(app, clock)

@@ -23,15 +23,7 @@ from idp.models.oauth import Consent, RefreshToken
 from idp.models.staff import InitialAccessToken
 from tests.admin.conftest import form_token
 from tests.conftest import make_account
-from tests.oidc.conftest import (
-    REDIRECT_URI,
-    RelyingParty,
-    html,
-    id_token_verifier,
-    jwks_reader,
-    jwt_verifier,
-    reason_of,
-)
+from tests.oidc.conftest import REDIRECT_URI, html, reason_of
 
 EDITORS = ["superadmin", "client_manager"]
 
@@ -40,12 +32,6 @@ EDITORS = ["superadmin", "client_manager"]
 def settings(settings):
     settings["CAPTCHA"] = "off"
     return settings
-
-
-@pytest.fixture
-def rp(app, clock):
-    """A browser plus relying party (as in tests/oidc) on its own test client."""
-    return RelyingParty(app, app.test_client(), id_token_verifier(jwt_verifier(jwks_reader(app), clock.time)))
 
 
 @pytest.fixture

@@ -11,18 +11,13 @@ from idp.models.audit import AuditEvent
 from idp.models.clients import Client
 from idp.models.staff import InitialAccessToken
 from tests.conftest import make_account
-from tests.oidc.conftest import ISSUER, REDIRECT_URI, RelyingParty, bearer, id_token_verifier, jwks_reader, jwt_verifier
+from tests.oidc.conftest import ISSUER, REDIRECT_URI, bearer
 
 
 @pytest.fixture
 def settings(settings):
     settings["CAPTCHA"] = "off"
     return settings
-
-
-@pytest.fixture
-def rp(app, clock):
-    return RelyingParty(app, app.test_client(), id_token_verifier(jwt_verifier(jwks_reader(app), clock.time)))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from idp.models.audit import AuditEvent
 from idp.models.oauth import Job, RefreshToken
 from tests.admin.conftest import form_token
 from tests.conftest import PASSWORD, login, make_account, session_data, reason_of
-from tests.oidc.conftest import RelyingParty, id_token_verifier, jwks_reader, jwt_verifier
+from tests.oidc.conftest import relying_party
 
 ACTIONS = ("lock", "unlock", "disable", "enable", "force-password-change", "end-sessions")
 PERSON_DOCUMENT = "11010519491231002X"
@@ -390,7 +390,7 @@ def test_ending_all_sessions_signs_the_user_out_and_revokes_refresh_tokens(app, 
     client, secret = create(ClientSpec(name="项目申报", redirect_uris=["https://rp.example/callback"],
                                        scopes=["openid", "offline_access"], trusted=True,
                                        backchannel_logout_uri="https://rp.example/backchannel"))
-    rp = RelyingParty(app, app.test_client(), id_token_verifier(jwt_verifier(jwks_reader(app), clock.time)))
+    rp = relying_party(app, clock)
     tokens = rp.sign_in(client.client_id, secret, scope="openid offline_access")
     other_browser, _ = user_login(app)
     assert rp.session().get("account_id") == person.id

@@ -72,6 +72,30 @@ def fresh_code(app, client, phone: str, account_type: str = "natural") -> str:
     return codes[-1]
 
 
+def register_at_once(app, prepared: list) -> list:
+    """POST each (client, form data) to /register/natural from its own thread, all released at
+    the same moment; the responses in the same order."""
+    barrier = threading.Barrier(len(prepared))
+    responses: list = [None] * len(prepared)
+    errors: list = []
+
+    def attempt(index: int, client, data: dict) -> None:
+        try:
+            with app.app_context():
+                barrier.wait(timeout=10)
+                responses[index] = client.post("/register/natural", data=data)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=attempt, args=(i, c, d)) for i, (c, d) in enumerate(prepared)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    return responses
+
+
 def natural_data(code: str, **changes) -> dict:
     data = {
         "login_name": "li_si_2026",
@@ -444,24 +468,7 @@ def test_two_simultaneous_registrations_of_one_login_name_create_exactly_one_acc
                             csrf_token=csrf_token(client, "/register/natural"))
         prepared.append((client, data))
 
-    barrier = threading.Barrier(len(prepared))
-    responses: list = [None] * len(prepared)
-    errors: list = []
-
-    def attempt(index: int, client, data: dict) -> None:
-        try:
-            with app.app_context():
-                barrier.wait(timeout=10)
-                responses[index] = client.post("/register/natural", data=data)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=attempt, args=(i, c, d)) for i, (c, d) in enumerate(prepared)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
+    responses = register_at_once(app, prepared)
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [302, 400], statuses
 
@@ -523,24 +530,7 @@ def test_two_simultaneous_registrations_of_one_document_create_one_account_and_t
                             csrf_token=csrf_token(client, "/register/natural"))
         prepared.append((client, data))
 
-    barrier = threading.Barrier(len(prepared))
-    responses: list = [None] * len(prepared)
-    errors: list = []
-
-    def attempt(index: int, client, data: dict) -> None:
-        try:
-            with app.app_context():
-                barrier.wait(timeout=10)
-                responses[index] = client.post("/register/natural", data=data)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=attempt, args=(i, c, d)) for i, (c, d) in enumerate(prepared)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
+    responses = register_at_once(app, prepared)
     assert sorted(r.status_code for r in responses) == [302, 400]
     assert account_count() == 1
 

@@ -426,6 +426,12 @@ def rp(app, client, id_token_claims) -> RelyingParty:
     return RelyingParty(app, client, id_token_claims)
 
 
+def relying_party(app, clock) -> RelyingParty:
+    """A browser plus relying party on its own test client, checking ID tokens with PyJWT: for
+    suites outside tests/oidc whose ``client`` fixture is someone else's (the console's)."""
+    return RelyingParty(app, app.test_client(), id_token_verifier(jwt_verifier(jwks_reader(app), clock.time)))
+
+
 @pytest.fixture
 def new_browser(app, id_token_claims):
     """Another browser (its own cookies) for the same provider."""
