@@ -243,7 +243,8 @@ def our_env(port: int, instance: Path, redis_db: int = OUR_REDIS_DB) -> dict:
         # each gunicorn gets its own control socket, not the shared ~/.gunicorn/gunicorn.ctl
         XDG_RUNTIME_DIR=str(runtime),
     )
-    for key in ("IDP_ARGON2_TIME_COST", "IDP_ARGON2_MEMORY_KIB", "IDP_ARGON2_PARALLELISM", "IDP_CONFIG"):
+    for key in ("IDP_ARGON2_TIME_COST", "IDP_ARGON2_MEMORY_KIB", "IDP_ARGON2_PARALLELISM", "IDP_CONFIG",
+                "IDP_SERVER", "IDP_THREADS", "IDP_ACCESS_LOG"):
         if key in os.environ:
             env[key] = os.environ[key]
     return env
@@ -291,12 +292,18 @@ def in_process_provider(prefix: str):
     return create_app(), port, client, instance
 
 
+def our_settings(env: dict, *keys: str) -> dict:
+    """Settings as `idp serve` resolves them with ``env`` (idp.settings, in a subprocess)."""
+    code = ("import json, sys; from idp.settings import load_settings as l; c = l(); "
+            "print(json.dumps({k: c[k] for k in sys.argv[1:]}))")
+    out = sh([sys.executable, "-c", code, *keys], env=env, cwd=ROOT).stdout.strip().splitlines()[-1]
+    return json.loads(out)
+
+
 def argon2_params(env: dict) -> dict:
-    code = ("import json; from idp.settings import load_settings as l; c = l(); "
-            "print(json.dumps({k: c['ARGON2_' + k] for k in ('TIME_COST', 'MEMORY_KIB', 'PARALLELISM')}))")
-    out = sh([sys.executable, "-c", code], env=env, cwd=ROOT).stdout.strip().splitlines()[-1]
-    data = json.loads(out)
-    return {"time_cost": data["TIME_COST"], "memory_kib": data["MEMORY_KIB"], "parallelism": data["PARALLELISM"]}
+    data = our_settings(env, "ARGON2_TIME_COST", "ARGON2_MEMORY_KIB", "ARGON2_PARALLELISM")
+    return {"time_cost": data["ARGON2_TIME_COST"], "memory_kib": data["ARGON2_MEMORY_KIB"],
+            "parallelism": data["ARGON2_PARALLELISM"]}
 
 
 # -- the peer ---------------------------------------------------------------------------------
@@ -790,12 +797,10 @@ def main() -> int:
                       instance / "ours.log")
         servers.append(ours)
         ours.wait_http(f"http://127.0.0.1:{our_port}/.well-known/openid-configuration")
-        started = ours.logfile.read_text()
-        match = re.search(r"worker\(s\) \((\w+)\)", started)
-        results["meta"]["server"] = match.group(1) if match else None
-        match = re.search(r"Using worker: (\w+)", started)
-        results["meta"]["worker_class"] = match.group(1) if match else (
-            "4 blocking threads" if results["meta"]["server"] == "granian" else None)
+        served = our_settings(env, "SERVER", "THREADS")
+        results["meta"]["server"] = served["SERVER"]
+        results["meta"]["worker_class"] = (f"{served['THREADS']} blocking threads" if served["SERVER"] == "granian"
+                                           else f"gthread, {served['THREADS']} threads")
         systems = [("ours", ours, our_target(our_port, client))]
 
         if not args.no_peer:

@@ -23,12 +23,10 @@ def after_commit_of(model: type, key: Callable[[Any], Any], callback: Callable[[
 
 
 def _note(session: Session, flush_context, instances) -> None:
-    written = None
     for obj in (*session.new, *session.dirty, *session.deleted):
         for index, (model, key, _) in enumerate(_listeners):
             if isinstance(obj, model):
-                written = written if written is not None else session.info.setdefault(_NOTED, {})
-                written.setdefault(index, set()).add(key(obj))
+                session.info.setdefault(_NOTED, {}).setdefault(index, set()).add(key(obj))
 
 
 def _after_commit(session: Session) -> None:

@@ -14,6 +14,7 @@ import copy
 import secrets
 import threading
 
+from flask import current_app
 from sqlalchemy import inspect
 
 from idp.models import changes
@@ -75,14 +76,11 @@ def _snapshot(row: Client) -> Client:
     return Client(**copy.deepcopy(values))
 
 
-def install(app, store, clock) -> ClientCache:
-    cache = app.extensions["idp.client_cache"] = ClientCache(store, clock)
-    return cache
+def install(app, store, clock) -> None:
+    app.extensions["idp.client_cache"] = ClientCache(store, clock)
 
 
 def _clients_written(client_ids: set) -> None:
-    from flask import current_app
-
     cache = current_app.extensions.get("idp.client_cache")
     if cache is not None:
         cache.changed()

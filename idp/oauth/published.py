@@ -18,7 +18,6 @@ JWKS = "/jwks.json"
 
 class PublishedDocuments:
     def __init__(self, app, wsgi_app) -> None:
-        self.app = app
         self.wsgi_app = wsgi_app
         self.current = {DISCOVERY: lambda: app.extensions.get("idp.discovery"),
                         JWKS: lambda: keys.cached_jwks_json(app)}
@@ -44,7 +43,7 @@ class PublishedDocuments:
 
         def keep_start_response(status, headers, exc_info=None):
             seen["status"], seen["headers"] = status, headers
-            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+            return start_response(status, headers, exc_info)
 
         result = self.wsgi_app(environ, keep_start_response)
         try:

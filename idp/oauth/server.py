@@ -56,20 +56,12 @@ def access_token(client, grant_type, user, scope) -> str:
     }
     if user is not None:
         claims["account_type"] = user.account_type
-        login = _login_of(user)
+        login = getattr(user, "_login", None) or {}
         if login.get("sid"):
             claims["sid"] = login["sid"]
         if login.get("auth_time"):
             claims["auth_time"] = login["auth_time"]
     return sign(claims, typ="at+jwt")
-
-
-def _login_of(user) -> dict:
-    """The sign-in behind a token: a grant's TokenSubject carries it, a signed-in account
-    (the authorization endpoint) has it as ``_login``."""
-    if isinstance(user, storage.TokenSubject):
-        return {"sid": user.sid, "auth_time": user.auth_time}
-    return getattr(user, "_login", None) or {}
 
 
 def _kid_of(token: str) -> str | None:

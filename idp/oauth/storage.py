@@ -50,6 +50,11 @@ class TokenSubject:
     sid: str | None = None
     auth_time: int | None = None
 
+    @property
+    def _login(self) -> dict:
+        """The sign-in, as a signed-in account carries it (``server.access_token`` reads it)."""
+        return {"sid": self.sid, "auth_time": self.auth_time}
+
 
 def _with_subject(found):
     """The row of a (row, sub, account_type) result, its ``subject`` attached."""

@@ -22,7 +22,8 @@ from sqlalchemy import inspect
 
 from idp.extensions import services
 from idp.models import changes
-from idp.models.accounts import LEGAL, Account
+from idp.models.accounts import Account
+from idp.oauth import claims, storage
 from idp.security.pii import KeyringError
 
 TTL_SECONDS = 300
@@ -30,8 +31,6 @@ TOMBSTONE_SECONDS = 30
 _KEY = "userinfo:"
 _TOMBSTONE = b"-"
 _CONTEXT = "cache.userinfo"
-
-
 _UNREAD = object()
 
 
@@ -44,8 +43,6 @@ def account_for_claims(sub: str | None, cached=_UNREAD):
     """What the claims of ``sub`` are made from: a copy from the cache (``cached``: the entry
     already read from the store, else it is read here), or the row itself, read with exactly
     the claim columns."""
-    from idp.oauth import claims, storage
-
     if not sub or len(sub) > 64:
         return None
     store, keyring = services().store, services().keyring
@@ -80,9 +77,7 @@ class CachedAccount:
     def __init__(self, values: dict) -> None:
         self.__dict__.update(values)
 
-    @property
-    def is_legal(self) -> bool:
-        return self.account_type == LEGAL
+    is_legal = Account.is_legal
 
 
 def _account(entry: dict) -> CachedAccount:
@@ -95,13 +90,11 @@ def _account(entry: dict) -> CachedAccount:
 def _sub_if_claims_change(account: Account) -> str | None:
     """The account's ``sub`` when a claim column changes or the row goes (a sign-in's
     ``last_login_at`` keeps the cache)."""
-    from idp.oauth.claims import CLAIM_COLUMNS
-
     state = inspect(account)
     if state.session is not None and account in state.session.deleted:
         return account.sub
     # committed_state holds the loaded value of every attribute set since the last flush.
-    if any(name in state.committed_state for name in CLAIM_COLUMNS):
+    if any(name in state.committed_state for name in claims.CLAIM_COLUMNS):
         return account.sub
     return None
 

@@ -316,7 +316,8 @@ def token():
     what was issued in exchange, are committed together (also when the request fails after the
     code was spent: a code works once)."""
     response = _server().create_token_response()
-    db.session.commit()
+    if db.session().in_transaction():  # client credentials write nothing: no empty commit
+        db.session.commit()
     return _no_store(response)
 
 
