@@ -12,6 +12,7 @@ import io
 import os
 import re
 import secrets
+import string
 import tomllib
 import warnings
 from dataclasses import dataclass, field
@@ -121,6 +122,15 @@ def _apply(client: Client, spec: ClientSpec) -> None:
         setattr(client, name, getattr(spec, name))
 
 
+_CLIENT_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_client_id() -> str:
+    """Letters and digits only (143 bits): a client id that starts with "-" reads as an option on
+    every command line it is pasted into."""
+    return "".join(secrets.choice(_CLIENT_ID_ALPHABET) for _ in range(24))
+
+
 def find(client_id: str) -> Client | None:
     return db.session.execute(db.select(Client).filter_by(client_id=client_id)).scalar_one_or_none()
 
@@ -130,7 +140,7 @@ def create(spec: ClientSpec, secret: str | None = None, actor: str | None = None
     spec = validate(spec)
     if db.session.execute(db.select(Client.id).filter_by(name=spec.name)).first():
         raise ClientError("name", "duplicate_name")
-    client_id = spec.client_id or secrets.token_urlsafe(18)
+    client_id = spec.client_id or new_client_id()
     if find(client_id) is not None:
         raise ClientError("client_id", "duplicate_client_id")
     client = Client(client_id=client_id)

@@ -17,7 +17,6 @@ provider does not support (``jwks``, ``contacts``, ``tos_uri`` …) is ignored, 
 
 from __future__ import annotations
 
-import secrets
 from urllib.parse import quote
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, JsonPayload, JsonRequest, scope_to_list
@@ -229,7 +228,7 @@ class Registration(ClientRegistrationEndpoint):
         return _extract(request)
 
     def generate_client_info(self, request):
-        return {"client_id": secrets.token_urlsafe(18)}
+        return {"client_id": clients.new_client_id()}
 
     def save_client(self, client_info, client_metadata, request):
         spec = _spec(client_metadata)

@@ -85,6 +85,7 @@ def test_a_valid_initial_access_token_registers_a_client_that_works_in_a_code_fl
     assert response.headers["Cache-Control"] == "no-store"
     body = response.get_json()
     client_id, secret = body["client_id"], body["client_secret"]
+    assert client_id.isascii() and client_id.isalnum()
     assert body["client_secret_expires_at"] == 0 and isinstance(body["client_id_issued_at"], int)
     assert body["registration_client_uri"] == f"{ISSUER}/connect/register/{client_id}"
     assert body["registration_access_token"]

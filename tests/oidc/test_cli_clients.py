@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,7 @@ def test_clients_create_json_prints_the_id_and_secret_as_the_last_line(instance)
     assert result.returncode == 0, result.stderr
     data = last_json(result)
     assert set(data) == {"client_id", "client_secret"}
-    assert data["client_id"] and len(data["client_secret"]) >= 32
+    assert re.fullmatch(r"[A-Za-z0-9]{24}", data["client_id"]) and len(data["client_secret"]) >= 32
     assert data["client_secret"] not in result.stderr  # logs go to stderr, the secret only once to stdout
 
 
@@ -104,3 +105,11 @@ def test_a_client_created_by_the_cli_works_at_once_in_a_code_flow(instance):
         finally:
             db.session.remove()
             db.engine.dispose()
+
+
+def test_generated_client_ids_are_letters_and_digits_so_a_command_line_never_reads_one_as_an_option():
+    """token_urlsafe ids began with "-" one time in 64, and `idp clients rotate-secret -c0…` failed."""
+    from idp.clients import new_client_id
+    ids = {new_client_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(re.fullmatch(r"[A-Za-z0-9]{24}", client_id) for client_id in ids)
