@@ -15,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from idp import audit, signals
 from idp.clock import SystemClock
 from idp.extensions import Services, babel, csrf, db, migrate
-from idp.http import IdpRequest
+from idp.http import IdpRequest, add_security_headers
 from idp.i18n import LOCALE_COOKIE, LOCALES, select_locale
 from idp.security.passwords import PasswordHashing
 from idp.security.pii import Keyring
@@ -199,20 +199,8 @@ def _install_error_pages(app: Flask) -> None:
 
 
 def _install_security_headers(app: Flask) -> None:
-    csp = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-    )
     production = app.config["ENV"] == "production"
 
     @app.after_request
     def headers(response):
-        response.headers.setdefault("Content-Security-Policy", csp)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        if production:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if response.mimetype == "text/html":
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+        return add_security_headers(response, production)
