@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import threading
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import grants
@@ -80,23 +81,48 @@ def verify_access_token(token: str) -> dict | None:
     return claims
 
 
+# Access tokens whose signature, type and issuer this process has checked, with the key set
+# they were checked against. A resource server asks about the same token again and again
+# (introspection, userinfo); parsing and verifying it was a third of those requests' CPU
+# (bench/PROFILE.md). An entry counts only while that very key set is the current one (it is
+# reloaded at least every 30 s and at once on a rotation), and expiry and revocation are asked
+# at every use.
+_VERIFIED_MAX = 4096
+_verified: dict[str, tuple[object, dict]] = {}
+_verified_lock = threading.Lock()
+
+
 def decode_access_token(token: str) -> dict | None:
     """The claims of an access token of this provider, signed, typed and unexpired, else None.
     Whether it was revoked is not asked here (``verify_access_token`` does; userinfo asks in
     the same round trip as for its account data)."""
     if not token or token.count(".") != 2 or len(token) > 8192:
         return None
+    seen = _verified.get(token)
+    if seen is not None and seen[0] is keys.verification_keys():
+        claims = seen[1]
+    else:
+        keyset = keys.verification_keys(_kid_of(token))
+        claims = _verified_claims(token, keyset)
+        if claims is None:
+            return None
+        with _verified_lock:
+            if len(_verified) >= _VERIFIED_MAX:
+                _verified.pop(next(iter(_verified)))
+            _verified[token] = (keyset, claims)
+    if claims["exp"] <= services().clock.time():
+        return None
+    return dict(claims)
+
+
+def _verified_claims(token: str, keyset) -> dict | None:
     try:
-        decoded = jwt.decode(token, keys.verification_keys(_kid_of(token)), algorithms=list(keys.ALGORITHMS))
+        decoded = jwt.decode(token, keyset, algorithms=list(keys.ALGORITHMS))
     except (JoseError, ValueError, TypeError):
         return None
-    if decoded.header.get("typ") != "at+jwt":
-        return None
     claims = decoded.claims
-    now = services().clock.time()
-    if claims.get("iss") != current_app.config["ISSUER"] or not isinstance(claims.get("exp"), int):
-        return None
-    if claims["exp"] <= now:
+    if (decoded.header.get("typ") != "at+jwt" or claims.get("iss") != current_app.config["ISSUER"]
+            or not isinstance(claims.get("exp"), int)):
         return None
     return claims
 

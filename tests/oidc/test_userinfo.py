@@ -350,3 +350,58 @@ def test_a_sign_in_keeps_the_cached_copy(app, rp, trusted, person, clock):
     db.session.expire_all()
     assert db.session.get(type(person), person.id).last_login_at > before
     assert services().store.get(userinfo_cache.key(person.sub)) == entry
+
+
+# --- verified tokens remembered (idp.oauth.server._verified) ----------------------------------
+
+
+def test_a_verified_token_is_remembered_and_still_expires(rp, trusted, person, clock, app):
+    from idp.oauth import server
+
+    token = tokens_for(rp, trusted, "openid")["access_token"]
+    first = info(rp, token)
+    assert token in server._verified
+    assert info(rp, token) == first
+    clock.advance(app.config["ACCESS_TOKEN_TTL"] + 1)
+    assert_invalid_token(rp.userinfo(token))
+
+
+def test_a_remembered_token_is_refused_once_its_key_leaves_the_key_set(rp, trusted, person, app):
+    """A key removed by hand (a leaked key) stops its tokens at the next key-set load, however
+    often they were verified before."""
+    import jwt
+
+    from idp.models.oauth import SigningKey
+    from idp.oauth import keys, server
+
+    token = tokens_for(rp, trusted, "openid")["access_token"]
+    assert rp.userinfo(token).status_code == 200 and token in server._verified
+    keys.rotate()
+    with app.app_context():
+        db.session.execute(db.delete(SigningKey).filter_by(kid=jwt.get_unverified_header(token)["kid"]))
+        db.session.commit()
+    keys.invalidate()
+    assert_invalid_token(rp.userinfo(token))
+
+
+def test_a_tampered_or_foreign_token_is_never_remembered(rp, trusted, person):
+    from idp.oauth import server
+
+    tokens = tokens_for(rp, trusted, "openid")
+    head, payload, signature = tokens["access_token"].split(".")
+    tampered = f"{head}.{payload}.{signature[:-2]}{'A' if signature[-2] != 'A' else 'B'}{signature[-1]}"
+    for bad in (tampered, tokens["id_token"]):
+        assert_invalid_token(rp.userinfo(bad))
+        assert bad not in server._verified
+
+
+def test_the_remembered_tokens_are_bounded(rp, trusted, person, monkeypatch):
+    from idp.oauth import server
+
+    monkeypatch.setattr(server, "_VERIFIED_MAX", 2)
+    server._verified.clear()
+    issued = [tokens_for(rp, trusted, "openid", prompt="login")["access_token"] for _ in range(3)]
+    for token in issued:
+        assert rp.userinfo(token).status_code == 200
+    assert list(server._verified) == issued[1:]
+    assert rp.userinfo(issued[0]).status_code == 200  # verified again, not refused
