@@ -53,9 +53,6 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
         SESSION_COOKIE_NAME="idp_session",
         TEMPLATES_AUTO_RELOAD=False,
     )
-    if cfg["TRUSTED_PROXIES"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg["TRUSTED_PROXIES"], x_proto=1, x_host=1)
-
     clock = clock or SystemClock()
     store = create_store(cfg["REDIS_URL"], clock, cfg["REDIS_PREFIX"])
     keyring = Keyring.load(cfg["PII_KEYRING"], create=cfg["ENV"] != "production")
@@ -121,9 +118,12 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
 
         app.register_blueprint(dev_bp)
 
+    from idp.oauth.bare import BareEndpoints
     from idp.oauth.published import PublishedDocuments
 
-    app.wsgi_app = PublishedDocuments(app, app.wsgi_app)
+    app.wsgi_app = BareEndpoints(app, PublishedDocuments(app, app.wsgi_app))
+    if cfg["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg["TRUSTED_PROXIES"], x_proto=1, x_host=1)
     _install_page_helpers(app)
     _install_error_pages(app)
     _install_security_headers(app)

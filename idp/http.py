@@ -89,3 +89,10 @@ def add_security_headers(response, production: bool):
     if "cache-control" not in present and response.mimetype == "text/html":
         response.headers.add("Cache-Control", "no-store")
     return response
+
+
+def no_store(response):
+    """Token and user data: never kept by a cache (RFC 6749 §5.1, RFC 7662 §2.2)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response

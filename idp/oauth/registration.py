@@ -36,6 +36,7 @@ from idp import clients
 from idp.clients import ACCOUNT_TYPES, AUTH_METHODS, GRANT_TYPES, ClientError, ClientSpec
 from idp.extensions import csrf
 from idp.forms import has_refused_characters
+from idp.http import no_store
 from idp.models.clients import Client
 from idp.oauth.claims import SCOPES_SUPPORTED
 from idp.oauth.keys import ALGORITHMS
@@ -312,22 +313,16 @@ def _server():
     return current_app.extensions["idp.oauth_server"]
 
 
-def _no_store(response):
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    return response
-
-
 @bp.post(REGISTRATION_PATH)
 @csrf.exempt
 def register():
-    return _no_store(_server().create_endpoint_response(Registration.ENDPOINT_NAME))
+    return no_store(_server().create_endpoint_response(Registration.ENDPOINT_NAME))
 
 
 @bp.route(REGISTRATION_PATH + "/<client_id>", methods=["GET", "PUT", "DELETE"])
 @csrf.exempt
 def configure(client_id: str):
-    return _no_store(_server().create_endpoint_response(Configuration.ENDPOINT_NAME))
+    return no_store(_server().create_endpoint_response(Configuration.ENDPOINT_NAME))
 
 
 # -- logos uploaded in the console ------------------------------------------------------------

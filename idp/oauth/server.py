@@ -13,6 +13,7 @@ import secrets
 import threading
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
@@ -23,6 +24,7 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core.grants import OpenIDCode
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app
+from flask import request as flask_request
 from joserfc import jwt
 from joserfc.errors import JoseError
 
@@ -348,8 +350,15 @@ class Issuer(IssuerParameter):
         return current_app.config["ISSUER"]
 
 
+class Server(AuthorizationServer):
+    def create_oauth2_request(self, request):
+        """The request given (idp.oauth.bare makes its own, outside Flask's request context),
+        else Flask's current one."""
+        return FlaskOAuth2Request(request if request is not None else flask_request)
+
+
 def create_server(app) -> AuthorizationServer:
-    server = AuthorizationServer()
+    server = Server()
     server.init_app(app, query_client=storage.query_client, save_token=storage.save_token)
     server.register_token_generator(
         "default", BearerTokenGenerator(access_token, _refresh_token, _expires_in)

@@ -1,5 +1,5 @@
-"""The provider's HTTP endpoints: discovery, JWKS, authorization, token, userinfo,
-introspection, revocation, RP-initiated logout, and the consent page."""
+"""The provider's HTTP endpoints: discovery, JWKS, authorization, token, revocation,
+RP-initiated logout, and the consent page (userinfo and introspection: idp.oauth.bare)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
-from flask import (Blueprint, current_app, jsonify, make_response, redirect, render_template,
+from flask import (Blueprint, current_app, make_response, redirect, render_template,
                    request, session, url_for)
 from flask_babel import lazy_gettext as _l
 
 from idp import signals
 from idp.extensions import csrf, db, services
+from idp.http import no_store
 from idp.i18n import ui_locales
 from idp.models.accounts import VERIFIED_STATUSES
 from idp.oauth import claims as claim_sets
-from idp.oauth import keys, sessions, storage, userinfo_cache
-from idp.oauth.server import decode_access_token
+from idp.oauth import keys, sessions, storage
 
 bp = Blueprint("oauth", __name__)
 
@@ -301,13 +301,7 @@ def authorize():
     return response
 
 
-# -- token, userinfo, introspection, revocation ---------------------------------------------
-
-def _no_store(response):
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    return response
-
+# -- token and revocation (userinfo and introspection: idp.oauth.bare) ---------------------------------------------
 
 @bp.post("/token")
 @csrf.exempt
@@ -318,66 +312,13 @@ def token():
     response = _server().create_token_response()
     if db.session().in_transaction():  # client credentials write nothing: no empty commit
         db.session.commit()
-    return _no_store(response)
-
-
-@bp.post("/introspect")
-@csrf.exempt
-def introspect():
-    return _no_store(_server().create_endpoint_response("introspection"))
+    return no_store(response)
 
 
 @bp.post("/revoke")
 @csrf.exempt
 def revoke():
-    return _no_store(_server().create_endpoint_response("revocation"))
-
-
-def _bearer_error(error: str, description: str, status: int = 401):
-    response = jsonify(error=error, error_description=description)
-    response.status_code = status
-    challenge = f'Bearer realm="{current_app.config["ISSUER"]}", error="{error}", error_description="{description}"'
-    response.headers["WWW-Authenticate"] = challenge
-    return _no_store(response)
-
-
-@bp.route("/userinfo", methods=["GET", "POST"])
-@csrf.exempt
-def userinfo():
-    """OIDC Core §5.3; the token in the Authorization header or, for POST, the form body
-    (RFC 6750 §2.2) — never both."""
-    header = request.headers.get("Authorization", "")
-    body_token = request.form.get("access_token") if request.method == "POST" else None
-    if header and body_token:
-        return _bearer_error("invalid_request", "Use one way of sending the token.", 400)
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            return _bearer_error("invalid_token", "Malformed Authorization header.")
-        value = value.strip()
-    elif body_token:
-        value = body_token
-    else:
-        response = jsonify(error="invalid_request", error_description="No access token.")
-        response.status_code = 401
-        response.headers["WWW-Authenticate"] = f'Bearer realm="{current_app.config["ISSUER"]}"'
-        return _no_store(response)
-    token_claims = decode_access_token(value)
-    revoked, cached = None, None
-    if token_claims is not None:
-        sub = str(token_claims.get("sub"))
-        # The revocation list and the account data, in one round trip.
-        revoked, cached = services().store.get_many(storage.revoked_key(str(token_claims.get("jti"))),
-                                                    userinfo_cache.key(sub))
-    if token_claims is None or revoked is not None:
-        return _bearer_error("invalid_token", "The access token is invalid, expired or revoked.")
-    scope = token_claims.get("scope") or ""
-    if "openid" not in scope_to_list(scope):
-        return _bearer_error("insufficient_scope", "The token does not grant access to user info.", 403)
-    account = userinfo_cache.account_for_claims(sub, cached)
-    if account is None:
-        return _bearer_error("insufficient_scope", "The token does not grant access to user info.", 403)
-    return _no_store(jsonify(dict(claim_sets.user_claims(account, scope))))
+    return no_store(_server().create_endpoint_response("revocation"))
 
 
 # -- RP-initiated logout --------------------------------------------------------------------

@@ -1,0 +1,118 @@
+"""Userinfo and introspection, answered without Flask's request context.
+
+Resource servers call these two for every API request they serve, so they are the provider's
+busiest endpoints after discovery and JWKS. Neither uses what Flask's request context brings
+(routing, the browser session, CSRF, locale, templates): through it, that context was half of
+their CPU (bench/PROFILE.md). Here each runs in an application context with a request object
+of the provider's own class, and its answer gets the same security headers as every other.
+"""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749 import scope_to_list
+from flask import jsonify
+from werkzeug.exceptions import HTTPException
+
+from idp import signals
+from idp.extensions import db, services
+from idp.http import add_security_headers, no_store
+from idp.oauth import claims as claim_sets
+from idp.oauth import storage, userinfo_cache
+from idp.oauth.server import decode_access_token
+
+
+def userinfo(app, request):
+    """OIDC Core §5.3; the token in the Authorization header or, for POST, the form body
+    (RFC 6750 §2.2) — never both."""
+    header = request.headers.get("Authorization", "")
+    body_token = request.form.get("access_token") if request.method == "POST" else None
+    if header and body_token:
+        return _bearer_error(app, "invalid_request", "Use one way of sending the token.", 400)
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return _bearer_error(app, "invalid_token", "Malformed Authorization header.")
+        value = value.strip()
+    elif body_token:
+        value = body_token
+    else:
+        response = jsonify(error="invalid_request", error_description="No access token.")
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = f'Bearer realm="{app.config["ISSUER"]}"'
+        return no_store(response)
+    token_claims = decode_access_token(value)
+    revoked, cached = None, None
+    if token_claims is not None:
+        sub = str(token_claims.get("sub"))
+        # The revocation list and the account data, in one round trip.
+        revoked, cached = services().store.get_many(storage.revoked_key(str(token_claims.get("jti"))),
+                                                    userinfo_cache.key(sub))
+    if token_claims is None or revoked is not None:
+        return _bearer_error(app, "invalid_token", "The access token is invalid, expired or revoked.")
+    scope = token_claims.get("scope") or ""
+    if "openid" not in scope_to_list(scope):
+        return _bearer_error(app, "insufficient_scope", "The token does not grant access to user info.", 403)
+    account = userinfo_cache.account_for_claims(sub, cached)
+    if account is None:
+        return _bearer_error(app, "insufficient_scope", "The token does not grant access to user info.", 403)
+    return no_store(jsonify(dict(claim_sets.user_claims(account, scope))))
+
+
+def introspect(app, request):
+    """RFC 7662, by Authlib's endpoint (idp.oauth.server.Introspection)."""
+    return no_store(app.extensions["idp.oauth_server"].create_endpoint_response("introspection", request))
+
+
+def _bearer_error(app, error: str, description: str, status: int = 401):
+    response = jsonify(error=error, error_description=description)
+    response.status_code = status
+    challenge = f'Bearer realm="{app.config["ISSUER"]}", error="{error}", error_description="{description}"'
+    response.headers["WWW-Authenticate"] = challenge
+    return no_store(response)
+
+
+ENDPOINTS = {"/userinfo": (userinfo, ("GET", "POST")), "/introspect": (introspect, ("POST",))}
+
+
+class BareEndpoints:
+    """The WSGI layer in front of Flask that answers ENDPOINTS; every other path goes on."""
+
+    def __init__(self, app, wsgi_app) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self.production = app.config["ENV"] == "production"
+
+    def __call__(self, environ, start_response):
+        endpoint = ENDPOINTS.get(environ.get("PATH_INFO"))
+        if endpoint is None:
+            return self.wsgi_app(environ, start_response)
+        handler, methods = endpoint
+        app = self.app
+        with app.app_context():
+            request = app.request_class(environ)
+            if request.method not in methods:
+                response = jsonify(error="invalid_request", error_description="Method not allowed.")
+                response.status_code = 405
+                response.headers["Allow"] = ", ".join(methods)
+                no_store(response)
+            else:
+                response = self._answer(handler, request)
+            add_security_headers(response, self.production)
+            return response(environ, start_response)
+
+    def _answer(self, handler, request):
+        try:
+            return handler(self.app, request)
+        except HTTPException as error:  # a body over the size limit (413), one that cannot be read
+            if error.code == 413:
+                signals.request_refused.send(self.app, subject=request.path, outcome="refused",
+                                             details={"reason": "too_large"})
+            response = jsonify(error="invalid_request", error_description=error.description)
+            response.status_code = error.code or 400
+            return no_store(response)
+        except Exception:  # the error page of an API: JSON, logged, nothing half-written kept
+            self.app.logger.exception("unhandled error")
+            db.session.rollback()
+            response = jsonify(error="server_error", error_description="Please try again later.")
+            response.status_code = 500
+            return no_store(response)
