@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import has_request_context, request, session
+from flask import g, has_app_context, has_request_context, request, session
 
 from idp.extensions import db
 from idp.models.audit import AuditEvent
@@ -10,8 +10,11 @@ from idp.signals import SECURITY_EVENTS
 
 
 def client_address() -> str | None:
-    """The caller's address; X-Forwarded-For is honoured through ProxyFix only."""
-    return request.remote_addr if has_request_context() else None
+    """The caller's address; X-Forwarded-For is honoured through ProxyFix only. The endpoints
+    answered in front of Flask (idp.oauth.bare) keep it in ``g``."""
+    if has_request_context():
+        return request.remote_addr
+    return g.get("client_address") if has_app_context() else None
 
 
 def record(event: str, outcome: str, subject=None, actor=None, details=None) -> None:

@@ -1,16 +1,17 @@
-"""Userinfo and introspection, answered without Flask's request context.
+"""The token endpoint, userinfo and introspection, answered without Flask's request context.
 
-Resource servers call these two for every API request they serve, so they are the provider's
-busiest endpoints after discovery and JWKS. Neither uses what Flask's request context brings
+Relying parties call the token endpoint after every sign-in and at every refresh, and resource
+servers call userinfo and introspection for every API request they serve: after discovery and
+JWKS they are the provider's busiest endpoints. None uses what Flask's request context brings
 (routing, the browser session, CSRF, locale, templates): through it, that context was half of
-their CPU (bench/PROFILE.md). Here each runs in an application context with a request object
+userinfo's CPU (bench/PROFILE.md). Here each runs in an application context with a request object
 of the provider's own class, and its answer gets the same security headers as every other.
 """
 
 from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import scope_to_list
-from flask import jsonify
+from flask import g, jsonify
 from werkzeug.exceptions import HTTPException
 
 from idp import signals
@@ -58,6 +59,16 @@ def userinfo(app, request):
     return no_store(jsonify(dict(claim_sets.user_claims(account, scope))))
 
 
+def token(app, request):
+    """One transaction per token request: the code spent or the refresh token rotated, and
+    what was issued in exchange, are committed together (also when the request fails after the
+    code was spent: a code works once)."""
+    response = app.extensions["idp.oauth_server"].create_token_response(request)
+    if db.session().in_transaction():  # client credentials write nothing: no empty commit
+        db.session.commit()
+    return no_store(response)
+
+
 def introspect(app, request):
     """RFC 7662, by Authlib's endpoint (idp.oauth.server.Introspection)."""
     return no_store(app.extensions["idp.oauth_server"].create_endpoint_response("introspection", request))
@@ -71,7 +82,8 @@ def _bearer_error(app, error: str, description: str, status: int = 401):
     return no_store(response)
 
 
-ENDPOINTS = {"/userinfo": (userinfo, ("GET", "POST")), "/introspect": (introspect, ("POST",))}
+ENDPOINTS = {"/token": (token, ("POST",)), "/userinfo": (userinfo, ("GET", "POST")),
+             "/introspect": (introspect, ("POST",))}
 
 
 class BareEndpoints:
@@ -90,6 +102,7 @@ class BareEndpoints:
         app = self.app
         with app.app_context():
             request = app.request_class(environ)
+            g.client_address = request.remote_addr  # for the audit log (idp.audit)
             if request.method not in methods:
                 response = jsonify(error="invalid_request", error_description="Method not allowed.")
                 response.status_code = 405

@@ -1,5 +1,5 @@
-"""The provider's HTTP endpoints: discovery, JWKS, authorization, token, revocation,
-RP-initiated logout, and the consent page (userinfo and introspection: idp.oauth.bare)."""
+"""The provider's HTTP endpoints: discovery, JWKS, authorization, revocation, RP-initiated
+logout, and the consent page (token, userinfo and introspection: idp.oauth.bare)."""
 
 from __future__ import annotations
 
@@ -301,19 +301,7 @@ def authorize():
     return response
 
 
-# -- token and revocation (userinfo and introspection: idp.oauth.bare) ---------------------------------------------
-
-@bp.post("/token")
-@csrf.exempt
-def token():
-    """One transaction per token request: the code spent or the refresh token rotated, and
-    what was issued in exchange, are committed together (also when the request fails after the
-    code was spent: a code works once)."""
-    response = _server().create_token_response()
-    if db.session().in_transaction():  # client credentials write nothing: no empty commit
-        db.session.commit()
-    return no_store(response)
-
+# -- revocation (token, userinfo and introspection: idp.oauth.bare) -------------------------------------------------
 
 @bp.post("/revoke")
 @csrf.exempt

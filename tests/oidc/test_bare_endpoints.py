@@ -1,5 +1,6 @@
-"""Userinfo and introspection are answered in front of Flask (idp.oauth.bare): they keep the
-headers, the limits and the error answers that every other endpoint has."""
+"""The token endpoint, userinfo and introspection are answered in front of Flask
+(idp.oauth.bare): they keep the headers, the limits, the audit and the error answers that every
+other endpoint has."""
 
 from __future__ import annotations
 
@@ -26,13 +27,15 @@ def assert_security_headers(response) -> None:
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_userinfo_and_introspection_carry_the_security_headers(rp, issued):
+def test_the_three_carry_the_security_headers(rp, issued):
     client_id, secret, tokens = issued
-    answers = [rp.userinfo(tokens["access_token"]), rp.browser.get("/userinfo"),
+    answers = [rp.refresh(client_id, secret, tokens["refresh_token"]),
+               rp.refresh(client_id, "wrong", tokens["refresh_token"]),
+               rp.userinfo(tokens["access_token"]), rp.browser.get("/userinfo"),
                rp.browser.post("/introspect", data={"token": tokens["access_token"]},
                                headers=basic_auth(client_id, secret)),
                rp.browser.post("/introspect", data={"token": tokens["access_token"]})]
-    assert [answer.status_code for answer in answers] == [200, 401, 200, 401]
+    assert [answer.status_code for answer in answers] == [200, 401, 200, 401, 200, 401]
     for answer in answers:
         assert_security_headers(answer)
 
@@ -48,7 +51,7 @@ def test_hsts_is_sent_in_production(app, rp, issued):
 
 @pytest.mark.parametrize(("method", "path", "allow"), [
     ("PUT", "/userinfo", "GET, POST"), ("DELETE", "/userinfo", "GET, POST"),
-    ("GET", "/introspect", "POST"), ("PUT", "/introspect", "POST"),
+    ("GET", "/introspect", "POST"), ("PUT", "/introspect", "POST"), ("GET", "/token", "POST"),
 ])
 def test_another_method_is_405_with_the_allowed_ones(rp, method, path, allow):
     response = rp.browser.open(path, method=method)
@@ -58,7 +61,7 @@ def test_another_method_is_405_with_the_allowed_ones(rp, method, path, allow):
     assert_security_headers(response)
 
 
-@pytest.mark.parametrize("path", ["/userinfo", "/introspect"])
+@pytest.mark.parametrize("path", ["/token", "/userinfo", "/introspect"])
 def test_a_10_mb_body_is_refused_with_413_and_audited(app, rp, issued, path):
     client_id, secret, tokens = issued
     response = rp.browser.post(path, data=b"token=" + b"y" * TEN_MB,

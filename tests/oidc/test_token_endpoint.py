@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from idp.extensions import db
+from idp.models.audit import AuditEvent
 from idp.models.oauth import RefreshToken
 from tests.oidc.conftest import REDIRECT_URI, decode_unverified, header_of, location, pkce_pair, query_of
 
@@ -274,6 +275,10 @@ def test_a_replayed_refresh_token_revokes_the_whole_family(rp, confidential, per
     assert rp.userinfo(tokens["access_token"]).status_code == 401
     after = rp.refresh(client_id, secret, newest["refresh_token"])
     assert after.status_code == 400 and error_of(after) == "invalid_grant"
+    with rp.app.app_context():
+        revoked = db.session.execute(db.select(AuditEvent).filter_by(event="token_revoked")
+                                     .order_by(AuditEvent.id.desc())).scalars().first()
+    assert revoked.subject == client_id and revoked.client_address == "127.0.0.1"
 
 
 def test_a_refresh_token_is_bound_to_its_client(rp, confidential, make_client, person):
