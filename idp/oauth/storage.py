@@ -37,6 +37,16 @@ _CODE_BY_HASH = (select(AuthorizationCode, Account.sub, Account.account_type)
 _REFRESH_TOKEN_BY_HASH = (select(RefreshToken, Account.sub, Account.account_type)
                           .join(Account, Account.id == RefreshToken.account_id)
                           .where(RefreshToken.token_hash == bindparam("hash")))
+# Writes take their values as parameters: values embedded in the statement made SQLAlchemy
+# compute a new cache key for each execution.
+_INSERT_REFRESH_TOKEN = insert(_REFRESH_TOKENS)
+_ROTATE_REFRESH_TOKEN = (update(_REFRESH_TOKENS)
+                         .where(_REFRESH_TOKENS.c.id == bindparam("row_id"), _REFRESH_TOKENS.c.rotated_at.is_(None))
+                         .values(rotated_at=bindparam("now")))
+_SPEND_CODE = (update(_CODES).where(_CODES.c.id == bindparam("code_id"), _CODES.c.used_at.is_(None))
+               .values(used_at=bindparam("now")))
+_CODE_ISSUED = (update(_CODES).where(_CODES.c.id == bindparam("code_id"))
+                .values(issued_jti=bindparam("jti"), issued_family=bindparam("family")))
 
 
 @dataclass(frozen=True)
@@ -137,9 +147,7 @@ def take_code(code: str, client: Client) -> AuthorizationCode | None:
     if row is None or row.client_id != client.get_client_id():
         return None
     now = services().clock.now()
-    spent = db.session.execute(
-        update(_CODES).where(_CODES.c.id == row.id, _CODES.c.used_at.is_(None)).values(used_at=now)
-    ).rowcount
+    spent = db.session.execute(_SPEND_CODE, {"code_id": row.id, "now": now}).rowcount
     if not spent:
         revoke_code_grant(row)
         return None
@@ -178,21 +186,20 @@ def save_token(token: dict, request) -> None:
     if token.get("refresh_token"):
         family = parent.family_id if parent is not None else secrets.token_hex(16)
         source = parent or code
-        db.session.execute(insert(_REFRESH_TOKENS).values(
-            token_hash=token_hash(token["refresh_token"]),
-            family_id=family,
-            client_id=request.client.get_client_id(),
-            account_id=request.user.id,
-            scope=token.get("scope", ""),
-            sid=getattr(source, "sid", None),
-            auth_time=getattr(source, "auth_time", None),
-            access_jti=jti,
-            access_expires_at=exp,
-            expires_at=services().clock.now() + timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"]),
-        ))
+        db.session.execute(_INSERT_REFRESH_TOKEN, {
+            "token_hash": token_hash(token["refresh_token"]),
+            "family_id": family,
+            "client_id": request.client.get_client_id(),
+            "account_id": request.user.id,
+            "scope": token.get("scope", ""),
+            "sid": getattr(source, "sid", None),
+            "auth_time": getattr(source, "auth_time", None),
+            "access_jti": jti,
+            "access_expires_at": exp,
+            "expires_at": services().clock.now() + timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"]),
+        })
     if isinstance(code, AuthorizationCode):
-        db.session.execute(update(_CODES).where(_CODES.c.id == code.id)
-                           .values(issued_jti=jti, issued_family=family))
+        db.session.execute(_CODE_ISSUED, {"code_id": code.id, "jti": jti, "family": family})
 
 
 def find_refresh_token(value: str) -> RefreshToken | None:
@@ -213,10 +220,7 @@ def find_refresh_token(value: str) -> RefreshToken | None:
 def rotate_refresh_token(row: RefreshToken) -> None:
     """Mark used, atomically: of two concurrent uses only one may rotate; the other revokes the
     family, the token just issued with it included (same transaction)."""
-    done = db.session.execute(
-        update(_REFRESH_TOKENS).where(_REFRESH_TOKENS.c.id == row.id, _REFRESH_TOKENS.c.rotated_at.is_(None))
-        .values(rotated_at=services().clock.now())
-    ).rowcount
+    done = db.session.execute(_ROTATE_REFRESH_TOKEN, {"row_id": row.id, "now": services().clock.now()}).rowcount
     if not done:
         revoke_family(row.family_id)
 
