@@ -5,6 +5,7 @@ by back-channel logout and ends their refresh tokens."""
 from __future__ import annotations
 
 from flask import current_app, request, session
+from sqlalchemy import bindparam, insert, select, update
 
 from idp import signals
 from idp.extensions import db, services
@@ -12,14 +13,23 @@ from idp.models.oauth import SsoSession
 from idp.oauth import backchannel, storage
 
 
+# Every sign-in writes a session and every authorization response joins one: prebuilt
+# statements, not ORM objects (bench/PROFILE.md).
+_SESSIONS = SsoSession.__table__
+_INSERT_SESSION = insert(_SESSIONS)
+_CLIENTS_OF_SESSION = select(_SESSIONS.c.id, _SESSIONS.c.client_ids).where(_SESSIONS.c.sid == bindparam("sid"))
+_JOIN_SESSION = (update(_SESSIONS).where(_SESSIONS.c.id == bindparam("row_id"))
+                 .values(client_ids=bindparam("client_ids"), last_seen_at=bindparam("now")))
+
+
 def on_login(sender, account=None, sid=None, session_key=None, **_):
     if account is None or sid is None:
         return
-    db.session.add(SsoSession(
-        sid=sid, session_key=session_key, account_id=account.id, client_ids=[],
-        user_agent=(request.user_agent.string or "")[:300] if request else None,
-        client_address=request.remote_addr if request else None,
-    ))  # committed with the sign-in (login.flow.finish)
+    db.session.execute(_INSERT_SESSION, {
+        "sid": sid, "session_key": session_key, "account_id": account.id, "client_ids": [],
+        "user_agent": (request.user_agent.string or "")[:300] if request else None,
+        "client_address": request.remote_addr if request else None,
+    })  # committed with the sign-in (login.flow.finish)
 
 
 def on_logout(sender, sid=None, **_):
@@ -40,10 +50,10 @@ def find(sid: str | None) -> SsoSession | None:
 
 def join(sid: str | None, client_id: str) -> None:
     """Note that the client got a code in this session (the caller commits)."""
-    row = find(sid)
-    if row is not None and client_id not in row.client_ids:
-        row.client_ids = [*row.client_ids, client_id]
-        row.last_seen_at = services().clock.now()
+    found = db.session.execute(_CLIENTS_OF_SESSION, {"sid": sid}).first() if sid else None
+    if found is not None and client_id not in found.client_ids:
+        db.session.execute(_JOIN_SESSION, {"row_id": found.id, "client_ids": [*found.client_ids, client_id],
+                                           "now": services().clock.now()})
 
 
 def active_sessions(account_id: int) -> list[SsoSession]:

@@ -40,6 +40,7 @@ _REFRESH_TOKEN_BY_HASH = (select(RefreshToken, Account.sub, Account.account_type
 # Writes take their values as parameters: values embedded in the statement made SQLAlchemy
 # compute a new cache key for each execution.
 _INSERT_REFRESH_TOKEN = insert(_REFRESH_TOKENS)
+_INSERT_CODE = insert(_CODES)
 _ROTATE_REFRESH_TOKEN = (update(_REFRESH_TOKENS)
                          .where(_REFRESH_TOKENS.c.id == bindparam("row_id"), _REFRESH_TOKENS.c.rotated_at.is_(None))
                          .values(rotated_at=bindparam("now")))
@@ -122,21 +123,21 @@ def account_by_sub(sub: str | None, columns: list[str] | None = None) -> Account
 def save_code(code: str, request, account: Account, login: dict) -> None:
     data = request.payload.data
     now = services().clock.now()
-    db.session.add(AuthorizationCode(
-        code_hash=token_hash(code),
-        client_id=request.client.get_client_id(),
-        account_id=account.id,
-        redirect_uri=request.payload.redirect_uri or request.client.get_default_redirect_uri(),
-        scope=request.scope or "",
-        nonce=data.get("nonce"),
-        auth_time=login.get("auth_time"),
-        acr=login.get("acr"),
-        amr=login.get("amr"),
-        sid=login.get("sid"),
-        code_challenge=data.get("code_challenge"),
-        code_challenge_method=data.get("code_challenge_method"),
-        expires_at=now + timedelta(seconds=current_app.config["CODE_TTL"]),
-    ))  # committed by the authorization endpoint, with the SSO session it joins
+    db.session.execute(_INSERT_CODE, {
+        "code_hash": token_hash(code),
+        "client_id": request.client.get_client_id(),
+        "account_id": account.id,
+        "redirect_uri": request.payload.redirect_uri or request.client.get_default_redirect_uri(),
+        "scope": request.scope or "",
+        "nonce": data.get("nonce"),
+        "auth_time": login.get("auth_time"),
+        "acr": login.get("acr"),
+        "amr": login.get("amr"),
+        "sid": login.get("sid"),
+        "code_challenge": data.get("code_challenge"),
+        "code_challenge_method": data.get("code_challenge_method"),
+        "expires_at": now + timedelta(seconds=current_app.config["CODE_TTL"]),
+    })  # committed by the authorization endpoint, with the SSO session it joins
 
 
 def take_code(code: str, client: Client) -> AuthorizationCode | None:
