@@ -16,7 +16,7 @@ from idp import audit, signals
 from idp.clock import SystemClock
 from idp.extensions import Services, babel, csrf, db, migrate
 from idp.http import IdpRequest, add_security_headers
-from idp.i18n import LOCALE_COOKIE, LOCALES, select_locale
+from idp.i18n import LOCALE_COOKIE, LOCALES, install_template_gettext, select_locale
 from idp.security.passwords import PasswordHashing
 from idp.security.pii import Keyring
 from idp.services.captcha import create_captcha
@@ -74,6 +74,7 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
+    install_template_gettext(app)
     audit.connect()
 
     from idp.accounts.views import bp as accounts_bp
