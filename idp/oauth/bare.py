@@ -112,7 +112,7 @@ class BareEndpoints:
                 response = self._answer(handler, request)
             add_security_headers(response, self.production)
             # A list, not Werkzeug's iterator: the server sends it in one piece.
-            start_response(response.status, response.get_wsgi_headers(environ).to_wsgi_list())
+            start_response(response.status, response.headers.to_wsgi_list())
             return [response.get_data()]
 
     def _answer(self, handler, request):
