@@ -64,7 +64,7 @@ def token(app, request):
     what was issued in exchange, are committed together (also when the request fails after the
     code was spent: a code works once)."""
     response = app.extensions["idp.oauth_server"].create_token_response(request)
-    if db.session().in_transaction():  # client credentials write nothing: no empty commit
+    if db.session.registry.has() and db.session().in_transaction():  # client credentials: no session at all
         db.session.commit()
     return no_store(response)
 
