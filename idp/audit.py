@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import g, has_app_context, has_request_context, request, session
-
 from sqlalchemy import insert
 
 from idp.extensions import db

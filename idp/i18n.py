@@ -30,7 +30,7 @@ def select_locale() -> str:
 def request_translations():
     """This request's catalogue, looked up once. Flask-Babel looks it up again for every
     string, through several context look-ups, and the login page has dozens of strings: that
-    was a twentieth of a sign-in's CPU (bench/PROFILE.md)."""
+    was a tenth of the page's CPU (bench/PROFILE.md)."""
     found = g.get("_idp_translations")
     if found is None:
         found = g._idp_translations = get_translations()

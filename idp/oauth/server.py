@@ -85,7 +85,7 @@ def verify_access_token(token: str) -> dict | None:
 
 # Access tokens whose signature, type and issuer this process has checked, with the key set
 # they were checked against. A resource server asks about the same token again and again
-# (introspection, userinfo); parsing and verifying it was a third of those requests' CPU
+# (introspection, userinfo); parsing and verifying it was a fifth of userinfo's CPU
 # (bench/PROFILE.md). An entry counts only while that very key set is the current one (it is
 # reloaded at least every 30 s and at once on a rotation), and expiry and revocation are asked
 # at every use.
