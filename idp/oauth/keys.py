@@ -86,13 +86,15 @@ def rotate(algs=ALGORITHMS) -> list[str]:
 
 
 def invalidate() -> None:
+    global _cache
     with _lock:
-        _cache.clear()
+        _cache = {}
 
 
 def _load() -> dict:
     """Keys cached per process for a short while (other workers may rotate), and never past
     the moment a retired key must leave the JWKS — both on the provider's clock."""
+    global _cache
     app = current_app._get_current_object()
     with _lock:
         fresh = _fresh_cache(app)
@@ -116,8 +118,7 @@ def _load() -> dict:
         "signing": {alg: (r.kid, import_key(json.loads(r.private_jwk))) for alg, r in private.items()},
     }
     with _lock:
-        _cache.clear()
-        _cache.update(data)
+        _cache = data  # replaced whole, never emptied in place: readers hold a complete one
     return data
 
 

@@ -3,6 +3,9 @@ has not loaded yet."""
 
 from __future__ import annotations
 
+import sys
+import threading
+
 from idp.extensions import db
 from idp.models.oauth import SigningKey
 from idp.oauth import keys
@@ -30,3 +33,37 @@ def test_an_unknown_kid_reloads_the_published_keys_once(app):
     new = keys._create("ES256").kid  # another worker rotates
     db.session.commit()
     assert new in {k.kid for k in keys.verification_keys(new).keys}
+
+
+def test_readers_never_see_a_half_reloaded_key_cache(app):
+    """Every userinfo and introspection reads the key cache; a reload or an invalidation in
+    another thread must not leave it empty under a reader (KeyError, a 500)."""
+    keys.ensure_keys()
+    db.session.commit()
+    failures, stop = [], threading.Event()
+
+    def read():
+        with app.app_context():
+            try:
+                while not stop.is_set():
+                    keys.verification_keys()
+                    keys.signing_key("RS256")
+            except Exception as error:  # noqa: BLE001 - any failure is the finding
+                failures.append(error)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads change hands as often as they can: the race shows
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    try:
+        for reader in readers:
+            reader.start()
+        for _ in range(40):
+            keys.invalidate()  # while the readers run through a fresh cache
+            keys.verification_keys()
+            stop.wait(0.002)
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+        sys.setswitchinterval(interval)
+    assert failures == []
