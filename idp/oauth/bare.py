@@ -82,7 +82,8 @@ def _bearer_error(app, error: str, description: str, status: int = 401):
     return no_store(response)
 
 
-ENDPOINTS = {"/token": (token, ("POST",)), "/userinfo": (userinfo, ("GET", "POST")),
+# HEAD is answered as GET without the body, and OPTIONS with the methods, as Flask would.
+ENDPOINTS = {"/token": (token, ("POST",)), "/userinfo": (userinfo, ("GET", "HEAD", "POST")),
              "/introspect": (introspect, ("POST",))}
 
 
@@ -103,17 +104,20 @@ class BareEndpoints:
         with app.app_context():
             request = app.request_class(environ)
             g.client_address = request.remote_addr  # for the audit log (idp.audit)
-            if request.method not in methods:
+            if request.method in methods:
+                response = self._answer(handler, request)
+            elif request.method == "OPTIONS":
+                response = app.response_class(status=200)
+                response.headers["Allow"] = ", ".join((*methods, "OPTIONS"))
+            else:
                 response = jsonify(error="invalid_request", error_description="Method not allowed.")
                 response.status_code = 405
-                response.headers["Allow"] = ", ".join(methods)
+                response.headers["Allow"] = ", ".join((*methods, "OPTIONS"))
                 no_store(response)
-            else:
-                response = self._answer(handler, request)
             add_security_headers(response, self.production)
             # A list, not Werkzeug's iterator: the server sends it in one piece.
             start_response(response.status, response.headers.to_wsgi_list())
-            return [response.get_data()]
+            return [b"" if request.method == "HEAD" else response.get_data()]
 
     def _answer(self, handler, request):
         try:

@@ -50,8 +50,9 @@ def test_hsts_is_sent_in_production(app, rp, issued):
 
 
 @pytest.mark.parametrize(("method", "path", "allow"), [
-    ("PUT", "/userinfo", "GET, POST"), ("DELETE", "/userinfo", "GET, POST"),
-    ("GET", "/introspect", "POST"), ("PUT", "/introspect", "POST"), ("GET", "/token", "POST"),
+    ("PUT", "/userinfo", "GET, HEAD, POST, OPTIONS"), ("DELETE", "/userinfo", "GET, HEAD, POST, OPTIONS"),
+    ("GET", "/introspect", "POST, OPTIONS"), ("PUT", "/introspect", "POST, OPTIONS"),
+    ("GET", "/token", "POST, OPTIONS"),
 ])
 def test_another_method_is_405_with_the_allowed_ones(rp, method, path, allow):
     response = rp.browser.open(path, method=method)
@@ -99,3 +100,21 @@ def test_an_unexpected_failure_is_a_json_500_without_a_traceback(app, rp, issued
     assert_security_headers(response)
     assert "unhandled error" in caplog.text
     assert rp.userinfo(issued[2]["access_token"]).status_code == 200
+
+
+def test_head_on_userinfo_answers_as_get_without_the_body(rp, issued):
+    token = issued[2]["access_token"]
+    head = rp.browser.head("/userinfo", headers=bearer(token))
+    get = rp.userinfo(token)
+    assert head.status_code == 200 and head.data == b""
+    assert head.headers["Content-Type"] == get.headers["Content-Type"] == "application/json"
+    assert head.headers["Content-Length"] == get.headers["Content-Length"]
+    assert_security_headers(head)
+
+
+@pytest.mark.parametrize(("path", "allow"), [("/userinfo", "GET, HEAD, POST, OPTIONS"),
+                                             ("/introspect", "POST, OPTIONS"), ("/token", "POST, OPTIONS")])
+def test_options_names_the_methods(rp, path, allow):
+    response = rp.browser.options(path)
+    assert response.status_code == 200 and response.headers["Allow"] == allow
+    assert response.data == b""

@@ -355,14 +355,20 @@ def test_a_sign_in_keeps_the_cached_copy(app, rp, trusted, person, clock):
 # --- verified tokens remembered (idp.oauth.server._verified) ----------------------------------
 
 
-def test_a_verified_token_is_remembered_and_still_expires(rp, trusted, person, clock, app):
-    from idp.oauth import server
+def test_a_verified_token_is_remembered_and_still_expires(rp, trusted, person, clock, app, monkeypatch):
+    from idp.oauth import keys, server
 
+    # The key set stays the same object past the token's lifetime, so the remembered entry
+    # (not a fresh verification) is what meets the expiry.
+    monkeypatch.setattr(keys, "_CACHE_SECONDS", 10 * app.config["ACCESS_TOKEN_TTL"])
+    keys.invalidate()
     token = tokens_for(rp, trusted, "openid")["access_token"]
     first = info(rp, token)
     assert token in server._verified
     assert info(rp, token) == first
     clock.advance(app.config["ACCESS_TOKEN_TTL"] + 1)
+    with app.app_context():
+        assert server._verified[token][0] is keys.verification_keys()
     assert_invalid_token(rp.userinfo(token))
 
 
