@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -106,6 +107,23 @@ def _discovery(port: int) -> dict:
 ACCESS_LINE = "/.well-known/openid-configuration HTTP/1.1"
 
 
+def _output_until(server, text: str, timeout: float = 10) -> str:
+    """What the server printed up to the first line holding ``text``. An access log line is
+    written after the answer has gone, so a stop right after the answer could come first."""
+    seen, found = [], threading.Event()
+
+    def pump():
+        for line in server.stdout:
+            seen.append(line)
+            if text in line:
+                found.set()
+                return
+
+    threading.Thread(target=pump, daemon=True).start()
+    found.wait(timeout)
+    return "".join(seen)
+
+
 def test_serve_runs_granian_by_default_with_one_worker_on_the_in_process_store(cli):
     server, port = _start_serve(cli)
     try:
@@ -122,10 +140,14 @@ def test_serve_runs_granian_by_default_with_one_worker_on_the_in_process_store(c
 @pytest.mark.parametrize("access_log", ["on", "off"])
 def test_serve_runs_gunicorn_when_chosen_with_one_worker_on_the_in_process_store(cli, access_log):
     server, port = _start_serve(cli, IDP_SERVER="gunicorn", IDP_ACCESS_LOG=access_log)
+    early = ""
     try:
         assert _discovery(port)["issuer"] == f"http://127.0.0.1:{port}"
+        if access_log == "on":
+            early = _output_until(server, ACCESS_LINE)
     finally:
         stdout, stderr = _stop(server)
+    stdout = early + stdout
     assert "ONE worker" in stderr and "with 1 worker(s) (gunicorn)" in stderr
     assert "gunicorn" in stderr.lower() and "granian" not in stdout.lower()
     assert (ACCESS_LINE in stdout) is (access_log == "on")
@@ -169,9 +191,10 @@ def test_granian_responses_carry_the_security_headers_and_an_access_log_when_on(
             assert headers["X-Frame-Options"] == "DENY", path
             assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin", path
         assert headers["Server"] == "granian"
+        early = _output_until(server, ACCESS_LINE)
     finally:
         stdout, _ = _stop(server)
-    assert ACCESS_LINE in stdout
+    assert ACCESS_LINE in early + stdout
 
 
 @pytest.mark.parametrize("sig, group", [(signal.SIGTERM, False), (signal.SIGINT, True)],
