@@ -8,7 +8,6 @@ meet a signature they cannot check.
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 
 from flask import current_app
@@ -20,7 +19,6 @@ from idp.models.oauth import SigningKey
 ALGORITHMS = ("RS256", "ES256")
 _CACHE_SECONDS = 30
 _cache: dict = {}
-_lock = threading.Lock()
 
 
 def _generate(alg: str):
@@ -87,8 +85,7 @@ def rotate(algs=ALGORITHMS) -> list[str]:
 
 def invalidate() -> None:
     global _cache
-    with _lock:
-        _cache = {}
+    _cache = {}
 
 
 def _load() -> dict:
@@ -96,8 +93,7 @@ def _load() -> dict:
     the moment a retired key must leave the JWKS — both on the provider's clock."""
     global _cache
     app = current_app._get_current_object()
-    with _lock:
-        fresh = _fresh_cache(app)
+    fresh = _fresh_cache(app)
     if fresh is not None:
         return fresh
     now_ts = services().clock.time()
@@ -117,8 +113,7 @@ def _load() -> dict:
         # Imported once: parsing and checking an RSA private key costs tens of milliseconds.
         "signing": {alg: (r.kid, import_key(json.loads(r.private_jwk))) for alg, r in private.items()},
     }
-    with _lock:
-        _cache = data  # replaced whole, never emptied in place: readers hold a complete one
+    _cache = data  # replaced whole, never emptied in place: readers hold a complete one
     return data
 
 
