@@ -15,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from idp import audit, signals
 from idp.clock import SystemClock
 from idp.extensions import Services, babel, csrf, db, migrate
-from idp.http import IdpRequest, add_security_headers
+from idp.http import IdpRequest, add_security_headers, refused_as_too_large
 from idp.i18n import LOCALE_COOKIE, LOCALES, install_template_gettext, select_locale
 from idp.security.passwords import PasswordHashing
 from idp.security.pii import Keyring
@@ -187,9 +187,7 @@ def _install_error_pages(app: Flask) -> None:
     def http_error(error):
         status = error.code or 500
         if status == 413:
-            signals.request_refused.send(
-                app, subject=request.path, outcome="refused", details={"reason": "too_large"}
-            )
+            refused_as_too_large(app, request.path)
         return page(status, ERROR_MESSAGES.get(status, ERROR_MESSAGES[400]), f"http_{status}")
 
     @app.errorhandler(Exception)

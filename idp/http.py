@@ -8,10 +8,17 @@ from flask import Request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
+from idp import signals
+
 # No form of the provider has more than a few dozen fields; a body with thousands of tiny
 # fields costs parsing time and memory far beyond its size (multipart bodies have Werkzeug's
 # own max_form_parts, also 1000).
 MAX_FORM_FIELDS = 1000
+
+
+def refused_as_too_large(app, path: str) -> None:
+    """Audit a body refused for its size (413), whichever layer answered it."""
+    signals.request_refused.send(app, subject=path, outcome="refused", details={"reason": "too_large"})
 
 
 class TooManyFields(RequestEntityTooLarge):

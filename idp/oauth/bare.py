@@ -14,9 +14,8 @@ from authlib.oauth2.rfc6749 import scope_to_list
 from flask import g, jsonify
 from werkzeug.exceptions import HTTPException
 
-from idp import signals
 from idp.extensions import db, services
-from idp.http import add_security_headers, no_store
+from idp.http import add_security_headers, no_store, refused_as_too_large
 from idp.oauth import claims as claim_sets
 from idp.oauth import storage, userinfo_cache
 from idp.oauth.server import decode_access_token
@@ -51,9 +50,7 @@ def userinfo(app, request):
     if token_claims is None or revoked is not None:
         return _bearer_error(app, "invalid_token", "The access token is invalid, expired or revoked.")
     scope = token_claims.get("scope") or ""
-    if "openid" not in scope_to_list(scope):
-        return _bearer_error(app, "insufficient_scope", "The token does not grant access to user info.", 403)
-    account = userinfo_cache.account_for_claims(sub, cached)
+    account = userinfo_cache.account_for_claims(sub, cached) if "openid" in scope_to_list(scope) else None
     if account is None:
         return _bearer_error(app, "insufficient_scope", "The token does not grant access to user info.", 403)
     return no_store(jsonify(dict(claim_sets.user_claims(account, scope))))
@@ -106,14 +103,13 @@ class BareEndpoints:
             g.client_address = request.remote_addr  # for the audit log (idp.audit)
             if request.method in methods:
                 response = self._answer(handler, request)
-            elif request.method == "OPTIONS":
-                response = app.response_class(status=200)
-                response.headers["Allow"] = ", ".join((*methods, "OPTIONS"))
             else:
-                response = jsonify(error="invalid_request", error_description="Method not allowed.")
-                response.status_code = 405
+                if request.method == "OPTIONS":
+                    response = app.response_class(status=200)
+                else:
+                    response = no_store(jsonify(error="invalid_request", error_description="Method not allowed."))
+                    response.status_code = 405
                 response.headers["Allow"] = ", ".join((*methods, "OPTIONS"))
-                no_store(response)
             add_security_headers(response, self.production)
             # A list, not Werkzeug's iterator: the server sends it in one piece.
             start_response(response.status, response.headers.to_wsgi_list())
@@ -124,8 +120,7 @@ class BareEndpoints:
             return handler(self.app, request)
         except HTTPException as error:  # a body over the size limit (413), one that cannot be read
             if error.code == 413:
-                signals.request_refused.send(self.app, subject=request.path, outcome="refused",
-                                             details={"reason": "too_large"})
+                refused_as_too_large(self.app, request.path)
             response = jsonify(error="invalid_request", error_description=error.description)
             response.status_code = error.code or 400
             return no_store(response)

@@ -301,7 +301,7 @@ def authorize():
     return response
 
 
-# -- revocation (token, userinfo and introspection: idp.oauth.bare) -------------------------------------------------
+# -- revocation (token, userinfo and introspection: idp.oauth.bare) ---------------------
 
 @bp.post("/revoke")
 @csrf.exempt
