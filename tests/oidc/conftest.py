@@ -150,6 +150,14 @@ def unit(app):
     return make_account("legal", "fz_unit", org_kind="enterprise")
 
 
+@pytest.fixture
+def issued(rp, make_client, person):
+    """A trusted client's id and secret, and the tokens of one sign-in of ``person`` (openid
+    profile)."""
+    client_id, secret = make_client(trusted=True)
+    return client_id, secret, rp.sign_in(client_id, secret, scope="openid profile")
+
+
 # --- small helpers ---------------------------------------------------------------------------
 
 

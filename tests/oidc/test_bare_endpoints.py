@@ -13,12 +13,6 @@ from tests.oidc.conftest import basic_auth, bearer
 TEN_MB = 10 * 1024 * 1024
 
 
-@pytest.fixture
-def issued(rp, make_client, person):
-    client_id, secret = make_client(trusted=True)
-    return client_id, secret, rp.sign_in(client_id, secret, scope="openid profile")
-
-
 def assert_security_headers(response) -> None:
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"

@@ -8,13 +8,6 @@ import pytest
 from tests.oidc.conftest import basic_auth
 
 
-@pytest.fixture
-def issued(rp, make_client, person):
-    client_id, secret = make_client(trusted=True)
-    tokens = rp.sign_in(client_id, secret, scope="openid profile")
-    return client_id, secret, tokens
-
-
 def introspect(rp, client_id, secret, token, **extra):
     return rp.browser.post("/introspect", data={"token": token, **extra}, headers=basic_auth(client_id, secret))
 
