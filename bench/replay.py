@@ -4,8 +4,8 @@ Builds the provider in this process with the benchmark's configuration (PostgreS
 serves it once to capture one real request per scenario (with the benchmark's own scenario
 code), then replays the captured request straight into the WSGI application N times in one
 thread and reports CPU ms per request. With ``--profile`` it also reports where that CPU goes,
-summed by package (cProfile with a CPU clock; shares, not absolute times, since the profiler
-inflates small calls). PROFILE.md round 3 was measured with it.
+summed by the categories profile.py uses (categories.py; cProfile with a CPU clock; shares,
+not absolute times, since the profiler inflates small calls). PROFILE.md round 3 was measured with it.
 
     .venv/bin/python bench/replay.py [--scenarios userinfo,introspection,client_credentials] [-n 3000] [--profile]
 
@@ -34,11 +34,9 @@ sys.path.insert(0, str(HERE))
 
 import loadgen
 import run
+from categories import CATEGORIES
 
 REPLAYABLE = ("discovery", "jwks", "client_credentials", "userinfo", "introspection")
-PACKAGES = ("sqlalchemy", "psycopg", "jinja2", "werkzeug", "flask_babel", "flask_wtf", "wtforms", "flask",
-            "redis", "authlib", "joserfc", "cryptography", "markupsafe", "argon2", "/idp/", "itsdangerous",
-            "babel", "blinker", "json", "urllib", "ipaddress")
 
 
 def capture(app, captured: dict):
@@ -65,10 +63,13 @@ def replay(app, request) -> str:
     return status["line"]
 
 
-def by_package(profile: cProfile.Profile) -> list[tuple[str, float]]:
+def by_category(profile: cProfile.Profile) -> list[tuple[str, float]]:
+    """Own CPU time per category of categories.py, as shares."""
     totals: dict[str, float] = {}
-    for (filename, _, _), (_, _, own, _, _) in pstats.Stats(profile).stats.items():
-        name = next((p for p in PACKAGES if p in filename), "builtins" if filename == "~" else "other")
+    for (filename, _, function), (_, _, own, _, _) in pstats.Stats(profile).stats.items():
+        frame = f"{function} ({filename})"  # the "function (file)" form py-spy's frames have
+        name = next((name for name, keys in CATEGORIES if any(k in frame for k in keys)),
+                    "provider code" if "/idp/" in filename else "other C calls" if filename == "~" else "other")
         totals[name] = totals.get(name, 0.0) + own
     whole = sum(totals.values()) or 1.0
     return [(name, 100 * t / whole) for name, t in sorted(totals.items(), key=lambda item: -item[1])]
@@ -119,7 +120,7 @@ def main() -> int:
                 for _ in range(args.n):
                     replay(app, request)
                 profile.disable()
-                print("  " + ", ".join(f"{name} {share:.0f} %" for name, share in by_package(profile)[:10]))
+                print("  " + ", ".join(f"{name} {share:.0f} %" for name, share in by_category(profile)[:10]))
     finally:
         shutil.rmtree(instance, ignore_errors=True)
     return 0
