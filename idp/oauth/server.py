@@ -14,6 +14,7 @@ import threading
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
@@ -28,7 +29,7 @@ from flask import request as flask_request
 from joserfc import jwt
 from joserfc.errors import JoseError
 
-from idp.extensions import services
+from idp.extensions import db, services
 from idp.oauth import keys, storage
 from idp.oauth.claims import id_token_claims
 
@@ -224,14 +225,23 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = [*SECRET_METHODS, "none"]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
+    def validate_token_request(self):
+        """A refresh token is rotated as it is found; a request refused after that (a scope
+        it does not cover) leaves it as it was."""
+        try:
+            super().validate_token_request()
+        except OAuth2Error:
+            db.session.rollback()
+            raise
+
     def authenticate_refresh_token(self, refresh_token):
-        return storage.find_refresh_token(refresh_token)
+        return storage.spend_refresh_token(refresh_token, self.request.client)
 
     def authenticate_user(self, refresh_token):
         return refresh_token.subject
 
     def revoke_old_credential(self, refresh_token):
-        storage.rotate_refresh_token(refresh_token)
+        """Already rotated, atomically, by ``authenticate_refresh_token``."""
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):

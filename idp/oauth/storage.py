@@ -28,24 +28,40 @@ _REVOKED = "revoked_jti:"
 # than the statement (bench/PROFILE.md). The ORM objects read before are not refreshed.
 _REFRESH_TOKENS = RefreshToken.__table__
 _CODES = AuthorizationCode.__table__
-# Hot-path reads are built once: constructing a statement costs about as much as running it.
-# A code or refresh token is read with what the tokens say of its user (one statement, no
-# account row: idp.oauth.server.TokenSubject).
-_CODE_BY_HASH = (select(AuthorizationCode, Account.sub, Account.account_type)
-                 .join(Account, Account.id == AuthorizationCode.account_id)
-                 .where(AuthorizationCode.code_hash == bindparam("hash")))
-_REFRESH_TOKEN_BY_HASH = (select(RefreshToken, Account.sub, Account.account_type)
-                          .join(Account, Account.id == RefreshToken.account_id)
-                          .where(RefreshToken.token_hash == bindparam("hash")))
-# Writes take their values as parameters: values embedded in the statement made SQLAlchemy
-# compute a new cache key for each execution.
+_ACCOUNTS = Account.__table__
+
+
+def _subject_columns(table):
+    """What the tokens say of the user a row belongs to (idp.oauth.server.TokenSubject), as
+    subqueries: SQLite's RETURNING may not name a joined table."""
+    owner = _ACCOUNTS.c.id == table.c.account_id
+    return (select(_ACCOUNTS.c.sub).where(owner).correlate(table).scalar_subquery().label("subject_sub"),
+            select(_ACCOUNTS.c.account_type).where(owner).correlate(table).scalar_subquery()
+            .label("subject_account_type"))
+
+
+# A code or refresh token is spent by one statement that marks it used and returns it with its
+# user: the first use wins (a concurrent second use waits for the row, then finds it spent),
+# and the usual case costs one round trip. Only when nothing was spent is the row read, to
+# tell a replay (which revokes what the first use issued) from an unknown value. Statements
+# are built once, and take their values as parameters: values embedded in a statement made
+# SQLAlchemy compute a new cache key at every execution.
+_SPEND_CODE = (update(_CODES)
+               .where(_CODES.c.code_hash == bindparam("hash"), _CODES.c.client_id == bindparam("for_client"),
+                      _CODES.c.used_at.is_(None))
+               .values(used_at=bindparam("now"))
+               .returning(*_CODES.c, *_subject_columns(_CODES)))
+_SPEND_REFRESH_TOKEN = (update(_REFRESH_TOKENS)
+                        .where(_REFRESH_TOKENS.c.token_hash == bindparam("hash"),
+                               _REFRESH_TOKENS.c.client_id == bindparam("for_client"),
+                               _REFRESH_TOKENS.c.rotated_at.is_(None), _REFRESH_TOKENS.c.revoked_at.is_(None),
+                               _REFRESH_TOKENS.c.expires_at > bindparam("now"))
+                        .values(rotated_at=bindparam("now"))
+                        .returning(*_REFRESH_TOKENS.c, *_subject_columns(_REFRESH_TOKENS)))
+_CODE_BY_HASH = select(AuthorizationCode).where(AuthorizationCode.code_hash == bindparam("hash"))
+_REFRESH_TOKEN_BY_HASH = select(RefreshToken).where(RefreshToken.token_hash == bindparam("hash"))
 _INSERT_REFRESH_TOKEN = insert(_REFRESH_TOKENS)
 _INSERT_CODE = insert(_CODES)
-_ROTATE_REFRESH_TOKEN = (update(_REFRESH_TOKENS)
-                         .where(_REFRESH_TOKENS.c.id == bindparam("row_id"), _REFRESH_TOKENS.c.rotated_at.is_(None))
-                         .values(rotated_at=bindparam("now")))
-_SPEND_CODE = (update(_CODES).where(_CODES.c.id == bindparam("code_id"), _CODES.c.used_at.is_(None))
-               .values(used_at=bindparam("now")))
 _CODE_ISSUED = (update(_CODES).where(_CODES.c.id == bindparam("code_id"))
                 .values(issued_jti=bindparam("jti"), issued_family=bindparam("family")))
 
@@ -67,12 +83,15 @@ class TokenSubject:
         return {"sid": self.sid, "auth_time": self.auth_time}
 
 
-def _with_subject(found):
-    """The row of a (row, sub, account_type) result, its ``subject`` attached."""
+def _spent(model, found):
+    """A row of ``model`` just spent by one of the statements above, as a detached object
+    with its ``subject`` attached (it never loads, and no session writes it back)."""
     if found is None:
         return None
-    row, sub, account_type = found
-    row.subject = TokenSubject(row.account_id, sub, account_type, row.sid, row.auth_time)
+    values = found._mapping
+    row = model(**{column.key: values[column.key] for column in model.__table__.c})
+    row.subject = TokenSubject(row.account_id, values["subject_sub"], values["subject_account_type"],
+                               row.sid, row.auth_time)
     return row
 
 
@@ -141,16 +160,16 @@ def save_code(code: str, request, account: Account, login: dict) -> None:
 
 
 def take_code(code: str, client: Client) -> AuthorizationCode | None:
-    """Spend a code atomically (committed with the tokens, by the token endpoint: a concurrent
-    second use waits for the row and then finds it spent). A code presented a second time
+    """Spend a code atomically (committed with the tokens by the token endpoint, also when the
+    request fails afterwards: a code works once). A code presented a second time by its client
     revokes what it issued."""
-    row = _with_subject(db.session.execute(_CODE_BY_HASH, {"hash": token_hash(code or "")}).first())
-    if row is None or row.client_id != client.get_client_id():
-        return None
     now = services().clock.now()
-    spent = db.session.execute(_SPEND_CODE, {"code_id": row.id, "now": now}).rowcount
-    if not spent:
-        revoke_code_grant(row)
+    params = {"hash": token_hash(code or ""), "for_client": client.get_client_id(), "now": now}
+    row = _spent(AuthorizationCode, db.session.execute(_SPEND_CODE, params).first())
+    if row is None:
+        known = db.session.execute(_CODE_BY_HASH, {"hash": params["hash"]}).scalar_one_or_none()
+        if known is not None and known.client_id == params["for_client"] and known.used_at is not None:
+            revoke_code_grant(known)
         return None
     if row.expires_at <= now:
         return None
@@ -203,27 +222,22 @@ def save_token(token: dict, request) -> None:
         db.session.execute(_CODE_ISSUED, {"code_id": code.id, "jti": jti, "family": family})
 
 
-def find_refresh_token(value: str) -> RefreshToken | None:
-    """A usable refresh token; presenting a rotated or revoked one revokes its family."""
-    row = _with_subject(db.session.execute(_REFRESH_TOKEN_BY_HASH, {"hash": token_hash(value or "")}).first())
-    if row is None:
-        return None
-    if row.rotated_at is not None or row.revoked_at is not None:
-        revoke_family(row.family_id)
-        signals.token_revoked.send(current_app._get_current_object(), subject=row.client_id,
+def spend_refresh_token(value: str, client: Client) -> RefreshToken | None:
+    """The client's usable refresh token, marked rotated in the same statement: of two
+    concurrent uses only one gets it. Presenting a rotated or revoked one revokes its family
+    (the token issued at its rotation included). The token endpoint commits the rotation with
+    the new token, or rolls it back when the request fails (idp.oauth.server.RefreshTokenGrant)."""
+    now = services().clock.now()
+    params = {"hash": token_hash(value or ""), "for_client": client.get_client_id(), "now": now}
+    row = _spent(RefreshToken, db.session.execute(_SPEND_REFRESH_TOKEN, params).first())
+    if row is not None:
+        return row
+    known = db.session.execute(_REFRESH_TOKEN_BY_HASH, {"hash": params["hash"]}).scalar_one_or_none()
+    if known is not None and (known.rotated_at is not None or known.revoked_at is not None):
+        revoke_family(known.family_id)
+        signals.token_revoked.send(current_app._get_current_object(), subject=known.client_id,
                                    outcome="success", details={"reason": "refresh_token_replayed"})
-        return None
-    if row.is_expired():
-        return None
-    return row
-
-
-def rotate_refresh_token(row: RefreshToken) -> None:
-    """Mark used, atomically: of two concurrent uses only one may rotate; the other revokes the
-    family, the token just issued with it included (same transaction)."""
-    done = db.session.execute(_ROTATE_REFRESH_TOKEN, {"row_id": row.id, "now": services().clock.now()}).rowcount
-    if not done:
-        revoke_family(row.family_id)
+    return None
 
 
 def revoke_family(family_id: str) -> None:

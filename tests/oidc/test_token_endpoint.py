@@ -4,12 +4,14 @@ credentials, and the JWT access tokens."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from idp.extensions import db
 from idp.models.audit import AuditEvent
 from idp.models.oauth import RefreshToken
-from tests.oidc.conftest import REDIRECT_URI, decode_unverified, header_of, location, pkce_pair, query_of
+from tests.oidc.conftest import REDIRECT_URI, basic_auth, decode_unverified, header_of, location, pkce_pair, query_of
 
 
 @pytest.fixture
@@ -287,6 +289,8 @@ def test_a_refresh_token_is_bound_to_its_client(rp, confidential, make_client, p
     tokens = rp.sign_in(client_id, secret)
     response = rp.refresh(other, other_secret, tokens["refresh_token"])
     assert response.status_code == 400 and error_of(response) == "invalid_grant"
+    # Nothing was spent or revoked: the token still works for its own client.
+    assert rp.refresh(client_id, secret, tokens["refresh_token"]).status_code == 200
 
 
 def test_an_expired_refresh_token_is_invalid_grant(rp, confidential, person, clock, app):
@@ -302,6 +306,52 @@ def test_a_refresh_cannot_widen_the_scope(rp, confidential, person):
     tokens = rp.sign_in(client_id, secret, scope="openid")
     response = rp.refresh(client_id, secret, tokens["refresh_token"], scope="openid profile")
     assert response.status_code == 400 and error_of(response) == "invalid_scope"
+    # The refused request rotated nothing: the same token still refreshes, once.
+    assert rp.refresh(client_id, secret, tokens["refresh_token"], scope="openid").status_code == 200
+    assert error_of(rp.refresh(client_id, secret, tokens["refresh_token"])) == "invalid_grant"
+
+
+def post_token_at_once(app, client_id, secret, data: dict, times: int = 4) -> list:
+    """The same token request from ``times`` threads, released at the same moment."""
+    barrier = threading.Barrier(times)
+    responses: list = [None] * times
+
+    def attempt(index: int) -> None:
+        with app.app_context():
+            browser = app.test_client()
+            barrier.wait(timeout=10)
+            responses[index] = browser.post("/token", data=data, headers=basic_auth(client_id, secret))
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return responses
+
+
+def test_of_simultaneous_uses_of_a_refresh_token_one_wins_and_the_family_ends(app, rp, confidential, person):
+    client_id, secret = confidential
+    tokens = rp.sign_in(client_id, secret)
+    responses = post_token_at_once(app, client_id, secret,
+                                   {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert sorted(r.status_code for r in responses) == [200, 400, 400, 400]
+    assert {error_of(r) for r in responses if r.status_code == 400} == {"invalid_grant"}
+    winner = next(r for r in responses if r.status_code == 200).get_json()
+    # The losers presented a rotated token: the family, the winner's new tokens included, ends.
+    assert rp.userinfo(winner["access_token"]).status_code == 401
+    assert error_of(rp.refresh(client_id, secret, winner["refresh_token"])) == "invalid_grant"
+
+
+def test_of_simultaneous_redemptions_of_a_code_one_wins_and_its_tokens_are_revoked(app, rp, confidential, person):
+    client_id, secret = confidential
+    flow = rp.authorize(client_id)
+    responses = post_token_at_once(app, client_id, secret, {"grant_type": "authorization_code", "code": flow.code,
+                                                             "redirect_uri": REDIRECT_URI})
+    assert sorted(r.status_code for r in responses) == [200, 400, 400, 400]
+    winner = next(r for r in responses if r.status_code == 200).get_json()
+    assert rp.userinfo(winner["access_token"]).status_code == 401
+    assert error_of(rp.refresh(client_id, secret, winner["refresh_token"])) == "invalid_grant"
 
 
 def test_refreshed_access_tokens_keep_the_subject_and_session(rp, confidential, person, verify_jwt):
