@@ -5,7 +5,8 @@ a per-user cookie jar that honours Path, redirects followed by the scenarios the
 that the generator costs little CPU beside the servers on a 2-core machine and needs nothing
 outside the standard library. Each virtual user runs one operation after another until the
 time or the request budget is spent; an operation is one request, or for the login scenario
-the whole browser round (authorize → login form → login → authorize → code → token).
+the whole browser round (authorize → login form → login → code → token; the peer, like most
+providers, goes through authorize again after the login).
 
 `run()` reports operations per second, latency percentiles of successful operations, errors
 (with a few samples), and the generator's own CPU time (resource.getrusage of this process).
@@ -264,7 +265,8 @@ def _expect(response: Response, status: int | tuple[int, ...], what: str) -> Res
 
 async def full_login(browser: Browser, target: Target, auth_extra: dict | None = None,
                      token_extra: dict | None = None) -> dict:
-    """authorize → login form → login → (consent, none for these trusted clients) → code → token."""
+    """authorize → login form → login → (authorize again, the peer; consent, none for these
+    trusted clients) → code → token."""
     browser.jar = CookieJar()  # a new visitor each time
     state = f"s{time.monotonic_ns()}"
     query = {"response_type": "code", "client_id": target.client_id, "redirect_uri": target.redirect_uri,
@@ -272,8 +274,8 @@ async def full_login(browser: Browser, target: Target, auth_extra: dict | None =
     path = target.paths["authorize"] + "?" + urlencode(query)
     code = None
     form_seen = False
+    response = await browser.request("GET", path)
     for _ in range(8):
-        response = await browser.request("GET", path)
         if response.status in (301, 302, 303, 307):
             location = response.header("location") or ""
             if location.startswith(target.redirect_uri):
@@ -285,6 +287,7 @@ async def full_login(browser: Browser, target: Target, auth_extra: dict | None =
                 code = params["code"][0]
                 break
             path = _local(location, path)
+            response = await browser.request("GET", path)
             continue
         _expect(response, 200, "page")
         form = login_form(response.body.decode("utf-8", "replace"))
@@ -298,10 +301,11 @@ async def full_login(browser: Browser, target: Target, auth_extra: dict | None =
         fields.update(login_name=target.username, password=target.password)
         fields.setdefault("account_type", "natural")
         fields.setdefault("captcha", "")
-        action = _local(form["action"] or path, path)
-        response = await browser.request("POST", action, form=fields)
+        path = _local(form["action"] or path, path)
+        # The answer redirects to the authorization request again, or (ours, as Keycloak)
+        # straight to the client with the code.
+        response = await browser.request("POST", path, form=fields)
         _expect(response, (302, 303), "login")
-        path = _local(response.header("location") or "", action)
     if code is None:
         raise FlowError("no code after redirects")
     token = await browser.request(

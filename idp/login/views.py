@@ -17,6 +17,7 @@ from idp.login import captcha, flow, handlers
 from idp.accounts.forms import PASSWORD_MESSAGES, NewPasswordForm
 from idp.accounts.service import FieldError, change_password
 from idp.login.forms import LoginForm
+from idp.oauth.views import continue_after_login
 from idp.security import identifiers
 
 bp = Blueprint("login", __name__)
@@ -89,7 +90,8 @@ def _after_steps(account):
     actions = flow.required_actions(account)
     if actions:
         return redirect(url_for(f"login.{actions[0]}"))
-    return redirect(flow.finish(account) or url_for("accounts.profile"))
+    target = flow.finish(account) or url_for("accounts.profile")
+    return continue_after_login(target) or redirect(target)
 
 
 @bp.route("/login/update-password", methods=["GET", "POST"])

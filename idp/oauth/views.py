@@ -4,6 +4,7 @@ logout, and the consent page (token, userinfo and introspection: idp.oauth.bare)
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -121,16 +122,16 @@ def _logged_in_account():
     return account
 
 
-def _response_mode() -> str:
-    return request.values.get("response_mode") or "query"
+def _response_mode(req) -> str:
+    return req.values.get("response_mode") or "query"
 
 
-def _deliver(redirect_uri: str, params: list[tuple[str, str]]):
+def _deliver(req, redirect_uri: str, params: list[tuple[str, str]]):
     """Send the authorization response by the requested mode (OAuth 2.0 Form Post Response
     Mode for form_post), always with ``iss`` (RFC 9207)."""
     if not any(k == "iss" for k, _ in params):
         params = [*params, ("iss", current_app.config["ISSUER"])]
-    if _response_mode() == "form_post":
+    if _response_mode(req) == "form_post":
         page = make_response(render_template("oauth/form_post.html", action=redirect_uri, params=params))
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(redirect_uri))
         page.headers["Content-Security-Policy"] = (
@@ -143,34 +144,33 @@ def _deliver(redirect_uri: str, params: list[tuple[str, str]]):
     return redirect(redirect_uri + separator + urlencode(params), 302)
 
 
-def _error(error: OAuth2Error):
+def _error(req, error: OAuth2Error):
     """RFC 6749 §4.1.2.1: redirect only to a redirect URI validated for a known client;
     otherwise an error page."""
     redirect_uri = getattr(error, "redirect_uri", None)
     if not redirect_uri:
-        body = render_template("oauth/error.html", error=error.error,
-                               description=error.description or ""), 400
-        return body
+        return make_response(render_template("oauth/error.html", error=error.error,
+                                             description=error.description or ""), 400)
     params = [("error", error.error)]
     if error.description:
         params.append(("error_description", error.description))
-    state = request.values.get("state")
+    state = req.values.get("state")
     if state is not None:
         params.append(("state", state))
-    return _deliver(redirect_uri, params)
+    return _deliver(req, redirect_uri, params)
 
 
-def _repeated_parameter() -> str | None:
-    for key in request.values:
-        if len(request.values.getlist(key)) > 1:
+def _repeated_parameter(req) -> str | None:
+    for key in req.values:
+        if len(req.values.getlist(key)) > 1:
             return key
     return None
 
 
-def _login_redirect(client):
+def _login_redirect(req, client):
     """To the login page, returning here afterwards; login_hint and ui_locales carried."""
-    args = {"next": request.full_path}
-    hint = request.values.get("login_hint")
+    args = {"next": req.full_path}
+    hint = req.values.get("login_hint")
     if hint:
         args["login_hint"] = hint[:64]
     types = [t for t in ("natural", "legal") if client.allows_account_type(t)]
@@ -182,11 +182,11 @@ def _login_redirect(client):
     return redirect(url_for("login.login", **args))
 
 
-def _needs_fresh_login(account) -> bool:
+def _needs_fresh_login(req, account) -> bool:
     """prompt=login, or max_age exceeded (OIDC Core §3.1.2.1), unless the login just done was
     for this very request."""
-    prompts = (request.values.get("prompt") or "").split()
-    max_age = request.values.get("max_age")
+    prompts = (req.values.get("prompt") or "").split()
+    max_age = req.values.get("max_age")
     stale = False
     if max_age is not None:
         try:
@@ -196,14 +196,14 @@ def _needs_fresh_login(account) -> bool:
         stale = services().clock.time() - (session.get("auth_time") or 0) > limit
     if not ("login" in prompts or stale):
         return False
-    if session.get("fresh_login_for") == request.full_path:
+    if session.get("fresh_login_for") == req.full_path:
         return False
     return True
 
 
-def _hint_mismatch(account) -> bool:
+def _hint_mismatch(req, account) -> bool:
     """id_token_hint names another user than the one signed in."""
-    hint = request.values.get("id_token_hint")
+    hint = req.values.get("id_token_hint")
     if not hint:
         return False
     from joserfc import jwt
@@ -230,74 +230,100 @@ def authorize():
             # A POSTed request continues as the equivalent GET, so that the login page and the
             # consent page can come back to it by URL.
             return redirect(url_for("oauth.authorize") + "?" + urlencode(list(request.form.items(multi=True))), 303)
-    repeated = _repeated_parameter()
+    return _authorize(request)
+
+
+def continue_after_login(return_to: str):
+    """The authorization request the login was for, answered at once when its answer is a
+    redirect (the code or an error for the client, or the login page again), as Keycloak does:
+    the browser saves a round trip to /authorize. None when it is not an authorization request
+    or its answer is a page (consent, a refusal, form_post), which the browser must reach by
+    its own URL (idp.login.views)."""
+    target = urlsplit(return_to)
+    if target.scheme or target.netloc or target.path != url_for("oauth.authorize"):
+        return None
+    # The login request's own environment (client address, headers, scheme), as a GET of it.
+    environ = {**request.environ, "REQUEST_METHOD": "GET", "PATH_INFO": target.path,
+               "QUERY_STRING": target.query, "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO()}
+    environ.pop("CONTENT_TYPE", None)
+    req = current_app.request_class(environ)
+    if _response_mode(req) == "form_post":
+        return None
+    response = _authorize(req)
+    return response if response.status_code in (301, 302, 303, 307) else None
+
+
+def _authorize(req):
+    """The authorization request ``req`` (a GET, or a POST from the consent page) answered."""
+    repeated = _repeated_parameter(req)
     account = _logged_in_account()
     try:
-        grant = _server().get_consent_grant(end_user=account)
+        grant = _server().get_consent_grant(request=req, end_user=account)
         redirect_uri = grant.redirect_uri
         if repeated:
             raise InvalidRequestError(f"Repeated parameter '{repeated}'.", redirect_uri=redirect_uri)
-        if _response_mode() not in RESPONSE_MODES:
+        if _response_mode(req) not in RESPONSE_MODES:
             raise InvalidRequestError("Unsupported 'response_mode'.", redirect_uri=redirect_uri)
-        if "request" in request.values:
+        if "request" in req.values:
             raise OAuth2Error(error="request_not_supported", redirect_uri=redirect_uri)
-        if "request_uri" in request.values:
+        if "request_uri" in req.values:
             raise OAuth2Error(error="request_uri_not_supported", redirect_uri=redirect_uri)
-        if len(request.values.get("nonce") or "") > MAX_NONCE_LENGTH:
+        if len(req.values.get("nonce") or "") > MAX_NONCE_LENGTH:
             raise InvalidRequestError(f"'nonce' is longer than {MAX_NONCE_LENGTH} characters.",
                                       redirect_uri=redirect_uri)
-        prompts = (request.values.get("prompt") or "").split()
+        prompts = (req.values.get("prompt") or "").split()
         try:
-            mismatch = _hint_mismatch(account)
-            fresh = account is not None and _needs_fresh_login(account)
+            mismatch = _hint_mismatch(req, account)
+            fresh = account is not None and _needs_fresh_login(req, account)
         except InvalidRequestError as error:
             error.redirect_uri = redirect_uri
             raise
         if account is None or mismatch or fresh:
             if "none" in prompts:
                 raise LoginRequiredError(redirect_uri=redirect_uri)
-            return _login_redirect(grant.client)
+            return _login_redirect(req, grant.client)
         client = grant.client
         if not client.allows_account_type(account.account_type):
             if "none" in prompts:  # OIDC Core §3.1.2.1: no page; the client hears why
                 raise LoginRequiredError(redirect_uri=redirect_uri)
-            return render_template("oauth/account_type_refused.html", client=client,
-                                   account=account), 403
+            return make_response(render_template("oauth/account_type_refused.html", client=client,
+                                                 account=account), 403)
         if client.require_verified and account.verification_status not in VERIFIED_STATUSES:
             if "none" in prompts:  # no page can be shown: the client hears that one is needed
                 raise OAuth2Error(error="interaction_required", redirect_uri=redirect_uri,
                                   description="The system requires a real-name verified user.")
-            return render_template("oauth/verification_required.html", client=client,
-                                   account=account), 403
+            return make_response(render_template("oauth/verification_required.html", client=client,
+                                                 account=account), 403)
         scopes = scope_to_list(grant.request.scope) or []
         consented = client.trusted or (
             "consent" not in prompts and storage.consent_covers(account.id, client.client_id, scopes))
         if not consented:
             if "none" in prompts:
                 raise ConsentRequiredError(redirect_uri=redirect_uri)
-            decision = request.form.get("consent") if request.method == "POST" else None
+            decision = req.form.get("consent") if req.method == "POST" else None
             if decision is None:
-                return render_template("oauth/consent.html", client=client, account=account,
-                                       scopes=[(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in scopes])
+                return make_response(render_template(
+                    "oauth/consent.html", client=client, account=account,
+                    scopes=[(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in scopes]))
             if decision != "allow":
                 signals.consent_granted.send(current_app._get_current_object(), subject=account.login_name,
                                              outcome="refused", details={"client_id": client.client_id})
-                return _error(OAuth2Error(error="access_denied", description="The user denied the request.",
-                                          redirect_uri=redirect_uri))
+                return _error(req, OAuth2Error(error="access_denied", description="The user denied the request.",
+                                               redirect_uri=redirect_uri))
             storage.remember_consent(account.id, client.client_id, scopes)
             signals.consent_granted.send(current_app._get_current_object(), subject=account.login_name,
                                          details={"client_id": client.client_id, "scopes": scopes})
     except OAuth2Error as error:
-        return _error(error)
+        return _error(req, error)
     session.pop("fresh_login_for", None)
-    response = _server().create_authorization_response(grant=grant, grant_user=account)
+    response = _server().create_authorization_response(request=grant.request, grant=grant, grant_user=account)
     sessions.join(session.get("sid"), grant.client.client_id)
     db.session.commit()  # the code and the SSO session's new client, together
     location = response.headers.get("Location")
-    if location and _response_mode() == "form_post":
+    if location and _response_mode(req) == "form_post":
         target = urlsplit(location)
         base = target._replace(query="").geturl()
-        return _deliver(base, parse_qsl(target.query))
+        return _deliver(req, base, parse_qsl(target.query))
     return response
 
 

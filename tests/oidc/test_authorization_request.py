@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.oidc.conftest import (ISSUER, REDIRECT_URI, html, is_consent_page, is_login_page, location,
-                                 query_of)
+from tests.oidc.conftest import (ISSUER, PASSWORD, REDIRECT_URI, csrf_from, form_action, html, is_consent_page,
+                                 is_login_page, location, query_of)
 
 ACR = "urn:cn:most:idp:acr:password"
 
@@ -470,3 +470,63 @@ def test_a_redirect_uri_with_a_different_query_is_refused(rp, make_client, perso
     client_id, _ = make_client(trusted=True, redirect_uris=["https://rp.example/callback?foo=bar"])
     response = rp.get(rp.authorize_url(client_id, redirect_uri="https://rp.example/callback?foo=zot"))
     assert response.status_code == 400 and "Location" not in response.headers
+
+
+# --- the login answers the authorization request it was for ----------------------------------
+
+
+def _login_for(rp, client_id, **params):
+    """Open the authorization request, reach the login page; return the login POST's answer."""
+    response = rp.follow(rp.get(rp.authorize_url(client_id, **params)), stop_at_login=True)
+    assert is_login_page(response)
+    page = html(response)
+    return rp.browser.post(form_action(page, 'name="password"'), data={
+        "csrf_token": csrf_from(page), "account_type": "natural", "login_name": "zhang_san",
+        "password": PASSWORD, "captcha": ""})
+
+
+def test_the_login_redirects_straight_to_the_client_with_the_code(rp, trusted, person):
+    client_id, secret = trusted
+    session_before = rp.session()
+    response = _login_for(rp, client_id, state="direct")
+    assert response.status_code == 302
+    params = query_of(location(response))
+    assert location(response).startswith(REDIRECT_URI + "?")
+    assert params["state"] == "direct" and params["iss"] == ISSUER and params["code"]
+    assert rp.redeem(client_id, secret, params["code"]).status_code == 200
+    after = rp.session()
+    assert after["account_id"] == person.id and after.get("sid")
+    assert "fresh_login_for" not in after  # spent by the request it was for
+    assert session_before.get("account_id") is None
+
+
+def test_a_login_for_prompt_login_ends_with_the_code_not_another_login(rp, trusted, person):
+    client_id, _ = trusted
+    rp.login()
+    response = _login_for(rp, client_id, prompt="login", state="again")
+    assert location(response).startswith(REDIRECT_URI + "?")
+    assert query_of(location(response))["state"] == "again"
+
+
+def test_a_login_whose_request_needs_a_page_goes_back_to_the_request_by_its_url(rp, untrusted, person):
+    client_id, secret = untrusted
+    response = _login_for(rp, client_id, state="consent-next")
+    assert response.status_code == 302
+    target = urlsplit(location(response))
+    assert target.path == "/authorize" and query_of(location(response))["state"] == "consent-next"
+    flow = rp.follow(response)
+    assert flow.status_code == 302 and query_of(location(flow))["state"] == "consent-next"
+    assert rp.redeem(client_id, secret, query_of(location(flow))["code"]).status_code == 200
+
+
+def test_a_login_for_a_form_post_request_goes_back_to_the_request_by_its_url(rp, trusted, person):
+    client_id, _ = trusted
+    response = _login_for(rp, client_id, response_mode="form_post")
+    assert urlsplit(location(response)).path == "/authorize"
+    page = rp.follow(response)
+    assert page.status_code == 200 and 'name="code"' in html(page)
+
+
+def test_a_login_without_an_authorization_request_goes_to_the_user_centre(rp, person):
+    response = rp.login()
+    assert urlsplit(location(response)).path == "/center/profile"
