@@ -23,7 +23,9 @@ def client_address() -> str | None:
     return g.get("client_address") if has_app_context() else None
 
 
-def record(event: str, outcome: str, subject=None, actor=None, details=None) -> None:
+def record(event: str, outcome: str, subject=None, actor=None, details=None, commit: bool = True) -> None:
+    """Write the event and commit it, with whatever the caller has pending: a refused request
+    ends without a commit of its own. ``commit=False`` when the sender commits right after."""
     if actor is None and has_request_context():
         actor = session.get("login_name")
     db.session.execute(_INSERT_EVENT, {
@@ -34,12 +36,14 @@ def record(event: str, outcome: str, subject=None, actor=None, details=None) -> 
         "client_address": client_address(),
         "details": details or None,
     })
-    db.session.commit()
+    if commit:
+        db.session.commit()
 
 
 def _subscriber(signal):
-    def write(sender, subject=None, outcome="success", details=None, actor=None, **_):
-        record(signal.name, outcome, subject=subject, actor=actor, details=details)
+    def write(sender, subject=None, outcome="success", details=None, actor=None, committed_by_sender=False, **_):
+        record(signal.name, outcome, subject=subject, actor=actor, details=details,
+               commit=not committed_by_sender)
 
     return write
 

@@ -90,7 +90,7 @@ def finish(account: Account, method: str = "pwd") -> str:
     signals.login_succeeded.send(
         current_app._get_current_object(), subject=account.login_name, account=account, sid=sid,
         session_key=session.sid,
-        details={"account_type": account.account_type},
+        details={"account_type": account.account_type}, committed_by_sender=True,
     )
-    db.session.commit()  # whatever the subscribers (audit, SSO session) left uncommitted
+    db.session.commit()  # the sign-in, its audit event and its SSO session, together
     return return_to or ""
