@@ -11,6 +11,7 @@ of the provider's own class, and its answer gets the same security headers as ev
 from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import scope_to_list
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from flask import g, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -118,6 +119,10 @@ class BareEndpoints:
     def _answer(self, handler, request):
         try:
             return handler(self.app, request)
+        except InsecureTransportError as error:  # plain http to another host than loopback
+            response = jsonify(error=error.error, error_description=error.description)
+            response.status_code = 400
+            return no_store(response)
         except HTTPException as error:  # a body over the size limit (413), one that cannot be read
             if error.code == 413:
                 refused_as_too_large(self.app, request.path)

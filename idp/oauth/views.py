@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import scope_to_list
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InsecureTransportError, InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import (Blueprint, current_app, make_response, redirect, render_template,
                    request, session, url_for)
@@ -25,6 +25,13 @@ from idp.oauth import claims as claim_sets
 from idp.oauth import keys, sessions, storage
 
 bp = Blueprint("oauth", __name__)
+
+
+@bp.errorhandler(InsecureTransportError)
+def insecure_transport(error):
+    """Plain http to another host than loopback: the TLS proxy in front is missing or does not
+    say so (IDP_TRUSTED_PROXIES)."""
+    return render_template("oauth/error.html", error=error.error, description=error.description), 400
 
 RESPONSE_MODES = ("query", "form_post")
 MAX_NONCE_LENGTH = 255  # the column that keeps it with the code

@@ -112,3 +112,25 @@ def test_options_names_the_methods(rp, path, allow):
     response = rp.browser.options(path)
     assert response.status_code == 200 and response.headers["Allow"] == allow
     assert response.data == b""
+
+
+@pytest.mark.parametrize("base_url, status", [("http://idp.example.cn", 400), ("https://idp.example.cn", 200),
+                                              ("http://127.0.0.1:8080", 200)])
+def test_the_token_endpoint_and_introspection_refuse_plain_http_except_on_loopback(rp, issued, base_url, status):
+    client_id, secret, tokens = issued
+    answers = [rp.browser.post("/introspect", base_url=base_url, data={"token": tokens["access_token"]},
+                               headers=basic_auth(client_id, secret)),
+               rp.browser.post("/token", base_url=base_url, headers=basic_auth(client_id, secret),
+                               data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})]
+    for answer in answers:
+        assert answer.status_code == status, answer.get_json()
+        if status == 400:
+            assert answer.get_json()["error"] == "insecure_transport"
+
+
+def test_revocation_over_plain_http_to_another_host_is_refused_with_a_page_not_a_500(rp, issued):
+    client_id, secret, tokens = issued
+    answer = rp.browser.post("/revoke", base_url="http://idp.example.cn", data={"token": tokens["access_token"]},
+                             headers=basic_auth(client_id, secret))
+    assert answer.status_code == 400 and "insecure_transport" in answer.get_data(as_text=True)
+    assert rp.userinfo(tokens["access_token"]).status_code == 200  # nothing was revoked
