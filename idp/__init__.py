@@ -55,10 +55,12 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
     )
     clock = clock or SystemClock()
     store = create_store(cfg["REDIS_URL"], clock, cfg["REDIS_PREFIX"])
+    from idp.oauth.revocations import create_revocation_list
     keyring = Keyring.load(cfg["PII_KEYRING"], create=cfg["ENV"] != "production")
     app.extensions["idp.services"] = Services(
         clock=clock,
         store=store,
+        revocations=create_revocation_list(store, clock),
         keyring=keyring,
         passwords=PasswordHashing(
             cfg["ARGON2_TIME_COST"], cfg["ARGON2_MEMORY_KIB"], cfg["ARGON2_PARALLELISM"]

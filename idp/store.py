@@ -23,9 +23,6 @@ class EphemeralStore(Protocol):
 
     def get(self, key: str) -> bytes | None: ...
 
-    def get_many(self, *keys: str) -> list[bytes | None]:
-        """``get`` of each key, in one round trip."""
-
     def set(self, key: str, value: bytes, ttl: float) -> None: ...
 
     def add(self, key: str, value: bytes, ttl: float) -> bool:
@@ -75,9 +72,6 @@ class MemoryStore:
         with self._lock:
             entry = self._live(key)
             return entry[1] if entry and isinstance(entry[1], bytes) else None
-
-    def get_many(self, *keys: str) -> list[bytes | None]:
-        return [self.get(key) for key in keys]
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
         with self._lock:
@@ -174,12 +168,6 @@ class RedisStore:
         value, expiry = self.redis.hmget(self._k(key), "v", "e")
         return self._fresh(value, expiry)
 
-    def get_many(self, *keys: str) -> list[bytes | None]:
-        pipe = self.redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.hmget(self._k(key), "v", "e")
-        return [self._fresh(value, expiry) for value, expiry in pipe.execute()]
-
     def set(self, key: str, value: bytes, ttl: float) -> None:
         pipe = self.redis.pipeline()
         pipe.delete(self._k(key))
@@ -221,6 +209,34 @@ class RedisStore:
             return None
         left = float(expiry) - self.clock.time()
         return left if left > 0 else None
+
+    # Publish and subscribe, for what every process must learn at once (idp.oauth.revocations).
+
+    def publish(self, channel: str, message: bytes) -> None:
+        self.redis.publish(self._k(channel), message)
+
+    def subscription(self, channel: str):
+        """A redis-py PubSub on ``channel``, returned once Redis has confirmed the subscription:
+        whatever is published from then on reaches it."""
+        subscription = self.redis.pubsub()
+        subscription.subscribe(self._k(channel))
+        while True:
+            message = subscription.get_message(timeout=5)
+            if message is None:
+                subscription.close()
+                raise TimeoutError("Redis did not confirm the subscription")
+            if message["type"] == "subscribe":
+                return subscription
+
+    def expiries(self, key_prefix: str) -> dict[str, float]:
+        """Every live key under ``key_prefix``, without it, with its logical expiry."""
+        names = list(self.redis.scan_iter(match=self._k(key_prefix) + "*", count=1000))
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(name, "e")
+        now, start = self.clock.time(), len(self._k(key_prefix))
+        return {name[start:].decode(): float(expiry) for name, expiry in zip(names, pipe.execute())
+                if expiry is not None and float(expiry) > now}
 
 
 def create_store(url: str, clock: SystemClock | None = None, prefix: str = "idp:") -> EphemeralStore:

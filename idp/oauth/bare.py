@@ -15,11 +15,11 @@ from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from flask import g, jsonify
 from werkzeug.exceptions import HTTPException
 
-from idp.extensions import db, services
+from idp.extensions import db
 from idp.http import add_security_headers, no_store, refused_as_too_large
 from idp.oauth import claims as claim_sets
-from idp.oauth import storage, userinfo_cache
-from idp.oauth.server import decode_access_token
+from idp.oauth import userinfo_cache
+from idp.oauth.server import verify_access_token
 
 
 def userinfo(app, request):
@@ -41,17 +41,11 @@ def userinfo(app, request):
         response.status_code = 401
         response.headers["WWW-Authenticate"] = f'Bearer realm="{app.config["ISSUER"]}"'
         return no_store(response)
-    token_claims = decode_access_token(value)
-    revoked, cached = None, None
-    if token_claims is not None:
-        sub = str(token_claims.get("sub"))
-        # The revocation list and the account data, in one round trip.
-        revoked, cached = services().store.get_many(storage.revoked_key(str(token_claims.get("jti"))),
-                                                    userinfo_cache.key(sub))
-    if token_claims is None or revoked is not None:
+    token_claims = verify_access_token(value)
+    if token_claims is None:
         return _bearer_error(app, "invalid_token", "The access token is invalid, expired or revoked.")
     scope = token_claims.get("scope") or ""
-    account = userinfo_cache.account_for_claims(sub, cached) if "openid" in scope_to_list(scope) else None
+    account = userinfo_cache.account_for_claims(str(token_claims.get("sub"))) if "openid" in scope_to_list(scope) else None
     if account is None:
         return _bearer_error(app, "insufficient_scope", "The token does not grant access to user info.", 403)
     return no_store(jsonify(dict(claim_sets.user_claims(account, scope))))

@@ -1,6 +1,6 @@
 """Every storage hook of the authorization server, in one module, so that grant classes hold
 only policy (ARCHITECTURE.md). Codes and refresh tokens are stored as SHA-256 hashes; access
-tokens are JWTs, revoked through a list in the ephemeral store that lives as long as they do.
+tokens are JWTs, revoked through a list that lives as long as they do (idp.oauth.revocations).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from idp.models.accounts import Account
 from idp.models.clients import Client
 from idp.models.oauth import AuthorizationCode, Consent, RefreshToken
 
-_REVOKED = "revoked_jti:"
 # Hot-path writes go to the tables (SQL Core): the ORM's unit of work for one row cost more
 # than the statement (bench/PROFILE.md). The ORM objects read before are not refreshed.
 _REFRESH_TOKENS = RefreshToken.__table__
@@ -252,17 +251,12 @@ def revoke_family(family_id: str) -> None:
 
 
 def revoke_access_jti(jti: str, ttl: float) -> None:
-    if ttl > 0:
-        services().store.set(revoked_key(jti), b"1", ttl + 60)
-
-
-def revoked_key(jti: str) -> str:
-    """The store key that marks access token ``jti`` revoked."""
-    return _REVOKED + jti
+    """``ttl``: how long the token still lives (idp.oauth.revocations)."""
+    services().revocations.revoke(jti, ttl)
 
 
 def access_jti_revoked(jti: str) -> bool:
-    return services().store.get(revoked_key(jti)) is not None
+    return services().revocations.is_revoked(jti)
 
 
 def revoke_account_tokens(account_id: int, client_id: str | None = None, sid: str | None = None) -> None:

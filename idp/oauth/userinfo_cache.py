@@ -31,23 +31,20 @@ TOMBSTONE_SECONDS = 30
 _KEY = "userinfo:"
 _TOMBSTONE = b"-"
 _CONTEXT = "cache.userinfo"
-_UNREAD = object()
 
 
 def key(sub: str) -> str:
-    """The store key of ``sub``'s entry (read it with other keys in one round trip)."""
+    """The store key of ``sub``'s entry."""
     return _KEY + sub
 
 
-def account_for_claims(sub: str | None, cached=_UNREAD):
-    """What the claims of ``sub`` are made from: a copy from the cache (``cached``: the entry
-    already read from the store, else it is read here), or the row itself, read with exactly
-    the claim columns."""
+def account_for_claims(sub: str | None):
+    """What the claims of ``sub`` are made from: a copy from the cache, or the row itself, read
+    with exactly the claim columns."""
     if not sub or len(sub) > 64:
         return None
     store, keyring = services().store, services().keyring
-    if cached is _UNREAD:
-        cached = store.get(key(sub))
+    cached = store.get(key(sub))
     if cached is not None and cached != _TOMBSTONE:
         try:
             return _account(json.loads(keyring.decrypt(cached.decode(), _CONTEXT)))

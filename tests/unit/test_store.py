@@ -55,16 +55,6 @@ def test_get_returns_what_set_stored(store):
     assert store.get("k") == b"value"
 
 
-def test_get_many_answers_each_key_in_order_absent_and_expired_as_none(store, clock):
-    store.set("a", b"1", 10)
-    store.set("b", b"2", 100)
-    store.incr("counter", 10)
-    assert store.get_many("a", "missing", "b") == [b"1", None, b"2"]
-    assert store.get_many("counter") == [None]  # a counter is not a value, as with get
-    clock.advance(11)
-    assert store.get_many("a", "b") == [None, b"2"]
-
-
 def test_get_of_an_absent_key_is_none(store):
     assert store.get("never-written") is None
 
