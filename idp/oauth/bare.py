@@ -45,7 +45,9 @@ def userinfo(app, request):
     if token_claims is None:
         return _bearer_error(app, "invalid_token", "The access token is invalid, expired or revoked.")
     scope = token_claims.get("scope") or ""
-    account = userinfo_cache.account_for_claims(str(token_claims.get("sub"))) if "openid" in scope_to_list(scope) else None
+    account = None
+    if "openid" in scope_to_list(scope):
+        account = userinfo_cache.account_for_claims(str(token_claims.get("sub")))
     if account is None:
         return _bearer_error(app, "insufficient_scope", "The token does not grant access to user info.", 403)
     return no_store(jsonify(dict(claim_sets.user_claims(account, scope))))

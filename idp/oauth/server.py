@@ -98,8 +98,7 @@ _verified_lock = threading.Lock()
 
 def decode_access_token(token: str) -> dict | None:
     """The claims of an access token of this provider, signed, typed and unexpired, else None.
-    Whether it was revoked is not asked here (``verify_access_token`` does; userinfo asks in
-    the same round trip as for its account data)."""
+    Whether it was revoked is not asked here (``verify_access_token`` does)."""
     if not token or token.count(".") != 2 or len(token) > 8192:
         return None
     seen = _verified.get(token)

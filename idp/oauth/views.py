@@ -26,13 +26,6 @@ from idp.oauth import keys, sessions, storage
 
 bp = Blueprint("oauth", __name__)
 
-
-@bp.errorhandler(InsecureTransportError)
-def insecure_transport(error):
-    """Plain http to another host than loopback: the TLS proxy in front is missing or does not
-    say so (IDP_TRUSTED_PROXIES)."""
-    return render_template("oauth/error.html", error=error.error, description=error.description), 400
-
 RESPONSE_MODES = ("query", "form_post")
 MAX_NONCE_LENGTH = 255  # the column that keeps it with the code
 ACR_PASSWORD = "urn:cn:most:idp:acr:password"
@@ -48,6 +41,13 @@ SCOPE_DESCRIPTIONS = {
     "org": _l("Your unit: name, unified social credit code and kind"),
     "delegation": _l("The units that authorised you to act for them"),
 }
+
+
+@bp.errorhandler(InsecureTransportError)
+def insecure_transport(error):
+    """Plain http to another host than loopback: the TLS proxy in front is missing or does not
+    say so (IDP_TRUSTED_PROXIES)."""
+    return render_template("oauth/error.html", error=error.error, description=error.description), 400
 
 
 # -- discovery ------------------------------------------------------------------------------
