@@ -93,11 +93,13 @@ def _write_document_key(account: Account, key: str | None) -> None:
 
 # --- look-ups (login, the staff console's user search, password recovery) -----------------
 
+# Built once: every sign-in runs it, and building it cost about half as much as running it.
+_BY_LOGIN_NAME = sa.select(Account).where(Account.login_name_key == sa.bindparam("key"))
+
+
 def find_account(login_name_key: str) -> Account | None:
     """The account with this case-folded login name (``names.login_name_key``)."""
-    return db.session.execute(
-        db.select(Account).filter_by(login_name_key=login_name_key)
-    ).scalar_one_or_none()
+    return db.session.execute(_BY_LOGIN_NAME, {"key": login_name_key}).scalar_one_or_none()
 
 
 def find_by_phone(phone: str) -> list[Account]:

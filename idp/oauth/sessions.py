@@ -4,7 +4,7 @@ by back-channel logout and ends their refresh tokens."""
 
 from __future__ import annotations
 
-from flask import current_app, request, session
+from flask import current_app, g, request, session
 from sqlalchemy import bindparam, insert, select, update
 
 from idp import signals
@@ -17,8 +17,8 @@ from idp.oauth import backchannel, storage
 # statements, not ORM objects (bench/PROFILE.md).
 _SESSIONS = SsoSession.__table__
 _INSERT_SESSION = insert(_SESSIONS)
-_CLIENTS_OF_SESSION = select(_SESSIONS.c.id, _SESSIONS.c.client_ids).where(_SESSIONS.c.sid == bindparam("sid"))
-_JOIN_SESSION = (update(_SESSIONS).where(_SESSIONS.c.id == bindparam("row_id"))
+_CLIENTS_OF_SESSION = select(_SESSIONS.c.client_ids).where(_SESSIONS.c.sid == bindparam("sid"))
+_JOIN_SESSION = (update(_SESSIONS).where(_SESSIONS.c.sid == bindparam("of_sid"))
                  .values(client_ids=bindparam("client_ids"), last_seen_at=bindparam("now")))
 
 
@@ -30,6 +30,7 @@ def on_login(sender, account=None, sid=None, session_key=None, **_):
         "user_agent": (request.user_agent.string or "")[:300] if request else None,
         "client_address": request.remote_addr if request else None,
     })  # committed with the sign-in (login.flow.finish)
+    g.sso_session_started = sid  # no client yet: the login's own authorization need not read it
 
 
 def on_logout(sender, sid=None, **_):
@@ -50,9 +51,16 @@ def find(sid: str | None) -> SsoSession | None:
 
 def join(sid: str | None, client_id: str) -> None:
     """Note that the client got a code in this session (the caller commits)."""
-    found = db.session.execute(_CLIENTS_OF_SESSION, {"sid": sid}).first() if sid else None
-    if found is not None and client_id not in found.client_ids:
-        db.session.execute(_JOIN_SESSION, {"row_id": found.id, "client_ids": [*found.client_ids, client_id],
+    if not sid:
+        return
+    if g.get("sso_session_started") == sid:  # started by this very request (idp.login.views)
+        clients = []
+    else:
+        clients = db.session.execute(_CLIENTS_OF_SESSION, {"sid": sid}).scalar()
+        if clients is None:
+            return
+    if client_id not in clients:
+        db.session.execute(_JOIN_SESSION, {"of_sid": sid, "client_ids": [*clients, client_id],
                                            "now": services().clock.now()})
 
 

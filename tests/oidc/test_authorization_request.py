@@ -530,3 +530,17 @@ def test_a_login_for_a_form_post_request_goes_back_to_the_request_by_its_url(rp,
 def test_a_login_without_an_authorization_request_goes_to_the_user_centre(rp, person):
     response = rp.login()
     assert urlsplit(location(response)).path == "/center/profile"
+
+
+def test_the_sso_session_lists_each_system_signed_into_once(rp, make_client, person):
+    from idp.extensions import db
+    from idp.models.oauth import SsoSession
+
+    first, _ = make_client(trusted=True)
+    second, _ = make_client(trusted=True)
+    assert location(_login_for(rp, first)).startswith(REDIRECT_URI)  # joined by the login itself
+    for client_id in (second, first):
+        assert rp.authorize(client_id).pages == []  # single sign-on: no page
+    sid = rp.session()["sid"]
+    row = db.session.execute(db.select(SsoSession).filter_by(sid=sid)).scalar_one()
+    assert row.client_ids == [first, second]
