@@ -5,7 +5,7 @@ Every signal is sent with keyword arguments ``subject`` (login name or id), ``ou
 (success / failure / refused) and optional ``details`` (a JSON-able dict without secrets).
 The audit log commits each event at once, so that a refused request, which commits nothing of
 its own, still leaves its trace; a sender that commits right after passes
-``committed_by_sender=True``, and the event goes in with its own transaction.
+``committed_by_sender=True``, and the event is committed in the sender's transaction.
 """
 
 from blinker import Namespace

@@ -219,14 +219,17 @@ class RedisStore:
         """A redis-py PubSub on ``channel``, returned once Redis has confirmed the subscription:
         whatever is published from then on reaches it."""
         subscription = self.redis.pubsub()
-        subscription.subscribe(self._k(channel))
-        while True:
-            message = subscription.get_message(timeout=5)
-            if message is None:
-                subscription.close()
-                raise TimeoutError("Redis did not confirm the subscription")
-            if message["type"] == "subscribe":
-                return subscription
+        try:
+            subscription.subscribe(self._k(channel))
+            while True:
+                message = subscription.get_message(timeout=5)
+                if message is None:
+                    raise TimeoutError("Redis did not confirm the subscription")
+                if message["type"] == "subscribe":
+                    return subscription
+        except BaseException:
+            subscription.close()
+            raise
 
     def expiries(self, key_prefix: str) -> dict[str, float]:
         """Every live key under ``key_prefix``, without it, with its logical expiry."""

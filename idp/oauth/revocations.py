@@ -9,10 +9,12 @@ and the thread reads the whole list from the store once it is subscribed, so not
 before it was listening is missed. While it is not listening (before its first use, after a lost
 connection, until it is subscribed again) the store is asked at every use, as before.
 
-A revocation reaches the other processes within the time Redis takes to deliver a message; a
-connection broken without either side noticing (a network partition) is found by redis-py's
-health check within 30 s, and the list is read again on reconnection. The in-process store (one
-process) is simply asked: there, that is a dictionary look-up.
+A revocation reaches the other processes within the time Redis takes to deliver a message. Each
+thread also publishes a heartbeat every few seconds and expects to hear one: a subscription
+that has died without an error (a half-open connection, a failover) is given up after three
+heartbeats unheard, and the list is read again whenever the subscription is made anew (by this
+thread, or by redis-py reconnecting on its own). The in-process store (one process) is simply
+asked: there, that is a dictionary look-up.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ _CHANNEL = "revocations"
 _MARGIN_SECONDS = 60
 _PURGE_EVERY_SECONDS = 60
 _RETRY_SECONDS = 1.0
+HEARTBEAT_SECONDS = 5.0
+_HEARTBEAT = b"-"
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +56,9 @@ class StoreRevocationList:
 class SubscribedRevocationList(StoreRevocationList):
     """Knows the revocations of every process (Redis publish/subscribe), once listening."""
 
-    def __init__(self, store, clock) -> None:
+    def __init__(self, store, clock, heartbeat_seconds: float = HEARTBEAT_SECONDS) -> None:
         super().__init__(store, clock)
+        self.heartbeat_seconds = heartbeat_seconds
         self._known: dict[str, float] = {}  # jti → when the revocation may be forgotten
         self._live = threading.Event()
         self._listening_in: int | None = None  # the process whose thread follows the channel
@@ -85,17 +90,18 @@ class SubscribedRevocationList(StoreRevocationList):
         with self._lock:
             if self._listening_in == pid:
                 return
-            self._listening_in = pid
             self._live = threading.Event()  # a forked child is not listening yet
+            self._listening_in = pid
             threading.Thread(target=_follow, name="idp-revocations", daemon=True,
-                             args=(weakref.ref(self), self.store, self.clock, self._known, self._live)).start()
+                             args=(weakref.ref(self), self.store, self.clock, self._known, self._live,
+                                   self.heartbeat_seconds)).start()
 
     def wait_until_listening(self, timeout: float) -> bool:
         self.listen()
         return self._live.wait(timeout)
 
 
-def _follow(owner, store, clock, known: dict, live: threading.Event) -> None:
+def _follow(owner, store, clock, known: dict, live: threading.Event, heartbeat: float) -> None:
     """The listening thread: subscribe, read the list, then add what is published. It holds no
     reference to its list, and ends once the list is gone (an application discarded by tests)."""
     subscription = None
@@ -105,18 +111,28 @@ def _follow(owner, store, clock, known: dict, live: threading.Event) -> None:
             if subscription is None:
                 subscription = store.subscription(_CHANNEL)
                 known.update(store.expiries(_KEY))
+                heard = beaten = time.monotonic()
                 live.set()
-            message = subscription.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            if message is not None and message["type"] == "message":
-                forget_at, _, jti = message["data"].decode().partition(" ")
-                known[jti] = float(forget_at)
+            if time.monotonic() - beaten >= heartbeat:
+                store.publish(_CHANNEL, _HEARTBEAT)
+                beaten = time.monotonic()
+            message = subscription.get_message(timeout=min(1.0, heartbeat))
+            if message is not None:
+                heard = time.monotonic()
+                if message["type"] == "subscribe":  # redis-py subscribed again on its own
+                    known.update(store.expiries(_KEY))
+                elif message["type"] == "message" and message["data"] != _HEARTBEAT:
+                    forget_at, _, jti = message["data"].decode().partition(" ")
+                    known[jti] = float(forget_at)
+            elif time.monotonic() - heard > 3 * heartbeat:
+                raise ConnectionError("no heartbeat heard on the revocation channel")
             now = clock.time()
             if now - purged_at > _PURGE_EVERY_SECONDS:
                 for jti, forget_at in list(known.items()):
                     if forget_at <= now:
                         known.pop(jti, None)
                 purged_at = now
-        except Exception:  # Redis gone or restarting: ask the store again until subscribed anew
+        except Exception:  # Redis gone, restarting or not delivering: ask the store until subscribed anew
             if live.is_set():
                 log.warning("revocation channel lost; asking the store until it is back", exc_info=True)
             live.clear()

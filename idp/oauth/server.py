@@ -362,7 +362,7 @@ class Issuer(IssuerParameter):
 
 class OAuth2Request(FlaskOAuth2Request):
     """Authlib's request over Werkzeug's, given its URL without the query: Authlib reads only
-    its scheme and host (is the transport secure?) and, for RFC 7592, its path. Werkzeug's
+    its scheme and host (is the transport secure?). Werkzeug's
     ``request.url`` builds an IRI with the query, which cost 12 µs of each token and
     introspection request's 300 (bench/PROFILE.md)."""
 

@@ -32,7 +32,9 @@ _ACCOUNTS = Account.__table__
 
 def _subject_columns(table):
     """What the tokens say of the user a row belongs to (idp.oauth.server.TokenSubject), as
-    subqueries: SQLite's RETURNING may not name a joined table."""
+    subqueries: SQLite's RETURNING (3.35 and later) may not name a joined table. SQLite is
+    given the subquery's columns without table names (``WHERE id = account_id``), which is
+    right while ``accounts`` has no column named like one of ``table``'s that it compares."""
     owner = _ACCOUNTS.c.id == table.c.account_id
     return (select(_ACCOUNTS.c.sub).where(owner).correlate(table).scalar_subquery().label("subject_sub"),
             select(_ACCOUNTS.c.account_type).where(owner).correlate(table).scalar_subquery()
@@ -176,7 +178,7 @@ def take_code(code: str, client: Client) -> AuthorizationCode | None:
 
 
 def revoke_code_grant(row: AuthorizationCode) -> None:
-    db.session.refresh(row)  # what the first use issued, committed after this row was read
+    db.session.refresh(row)  # what the first use issued, even if the session held the row before
     if row.issued_jti:
         revoke_access_jti(row.issued_jti, current_app.config["ACCESS_TOKEN_TTL"])
     if row.issued_family:

@@ -12,7 +12,7 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6749.errors import InsecureTransportError, InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
-from flask import (Blueprint, current_app, make_response, redirect, render_template,
+from flask import (Blueprint, current_app, jsonify, make_response, redirect, render_template,
                    request, session, url_for)
 from flask_babel import lazy_gettext as _l
 
@@ -46,7 +46,9 @@ SCOPE_DESCRIPTIONS = {
 @bp.errorhandler(InsecureTransportError)
 def insecure_transport(error):
     """Plain http to another host than loopback: the TLS proxy in front is missing or does not
-    say so (IDP_TRUSTED_PROXIES)."""
+    say so (IDP_TRUSTED_PROXIES). Revocation answers in JSON, as RFC 7009 clients expect."""
+    if request.endpoint == "oauth.revoke":
+        return no_store(jsonify(error=error.error, error_description=error.description)), 400
     return render_template("oauth/error.html", error=error.error, description=error.description), 400
 
 
@@ -250,14 +252,19 @@ def continue_after_login(return_to: str):
     if target.scheme or target.netloc or target.path != url_for("oauth.authorize"):
         return None
     # The login request's own environment (client address, headers, scheme), as a GET of it.
-    environ = {**request.environ, "REQUEST_METHOD": "GET", "PATH_INFO": target.path,
-               "QUERY_STRING": target.query, "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO()}
+    # ``return_to`` was decoded from the request's bytes as UTF-8; WSGI wants them as Latin-1.
+    environ = {**request.environ, "REQUEST_METHOD": "GET", "PATH_INFO": _wsgi(target.path),
+               "QUERY_STRING": _wsgi(target.query), "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO()}
     environ.pop("CONTENT_TYPE", None)
     req = current_app.request_class(environ)
     if _response_mode(req) == "form_post":
         return None
     response = _authorize(req)
     return response if response.status_code in (301, 302, 303, 307) else None
+
+
+def _wsgi(text: str) -> str:
+    return text.encode("utf-8").decode("latin-1")
 
 
 def _authorize(req):

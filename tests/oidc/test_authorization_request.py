@@ -505,7 +505,24 @@ def test_a_login_for_prompt_login_ends_with_the_code_not_another_login(rp, trust
     rp.login()
     response = _login_for(rp, client_id, prompt="login", state="again")
     assert location(response).startswith(REDIRECT_URI + "?")
-    assert query_of(location(response))["state"] == "again"
+    params = query_of(location(response))
+    assert params["state"] == "again" and params["code"] and "error" not in params
+
+
+def test_a_login_for_a_request_with_raw_utf8_in_its_query_answers_it(rp, trusted, person):
+    """A browser may send 中 unencoded; the request is rebuilt from the login's copy of it."""
+    client_id, secret = trusted
+    query = urlsplit(rp.authorize_url(client_id, state=None)).query + "&state=中文"
+    response = rp.browser.get("/authorize", environ_overrides={"QUERY_STRING": query.encode().decode("latin-1")})
+    page = rp.follow(response, stop_at_login=True)
+    assert is_login_page(page)
+    answer = rp.browser.post(form_action(html(page), 'name="password"'), data={
+        "csrf_token": csrf_from(html(page)), "account_type": "natural", "login_name": "zhang_san",
+        "password": PASSWORD, "captcha": ""})
+    assert answer.status_code == 302 and location(answer).startswith(REDIRECT_URI + "?")
+    params = query_of(location(answer))
+    assert params["state"] == "中文"
+    assert rp.redeem(client_id, secret, params["code"]).status_code == 200
 
 
 def test_a_login_whose_request_needs_a_page_goes_back_to_the_request_by_its_url(rp, untrusted, person):

@@ -128,9 +128,10 @@ def test_the_token_endpoint_and_introspection_refuse_plain_http_except_on_loopba
             assert answer.get_json()["error"] == "insecure_transport"
 
 
-def test_revocation_over_plain_http_to_another_host_is_refused_with_a_page_not_a_500(rp, issued):
+def test_revocation_over_plain_http_to_another_host_is_refused_in_json_not_a_500(rp, issued):
     client_id, secret, tokens = issued
     answer = rp.browser.post("/revoke", base_url="http://idp.example.cn", data={"token": tokens["access_token"]},
                              headers=basic_auth(client_id, secret))
-    assert answer.status_code == 400 and "insecure_transport" in answer.get_data(as_text=True)
+    assert answer.status_code == 400 and answer.get_json()["error"] == "insecure_transport"
+    assert answer.headers["Cache-Control"] == "no-store"
     assert rp.userinfo(tokens["access_token"]).status_code == 200  # nothing was revoked

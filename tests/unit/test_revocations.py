@@ -45,12 +45,12 @@ def process(clock):
     prefix = f"idp-test-revocations-{os.getpid()}:"
     made: list[RedisStore] = []
 
-    def make(name: str = "") -> SubscribedRevocationList:
+    def make(name: str = "", **options) -> SubscribedRevocationList:
         store = RedisStore(REDIS_URL, clock, prefix=prefix)
         if name:  # so that a test can cut this process's connections
             store.redis.connection_pool.connection_kwargs["client_name"] = f"{name}-{os.getpid()}"
         made.append(store)
-        return create_revocation_list(store, clock)
+        return SubscribedRevocationList(store, clock, **options) if options else create_revocation_list(store, clock)
 
     probe = RedisStore(REDIS_URL, clock, prefix=prefix)
     try:
@@ -114,6 +114,15 @@ def test_while_its_connection_is_lost_a_process_asks_the_store_and_reads_the_lis
     assert second.is_revoked("during")  # read again on reconnection
 
 
+def test_a_listening_process_hears_its_heartbeats_and_stays_subscribed(process):
+    revocations = process(heartbeat_seconds=0.25)  # given up after 0.75 s without a message
+    assert revocations.wait_until_listening(5)
+    deadline = time.monotonic() + 2.0  # eight heartbeats
+    while time.monotonic() < deadline:
+        assert revocations._live.is_set()
+        time.sleep(0.01)
+
+
 def test_a_revocation_is_forgotten_once_its_token_has_expired(process, clock):
     first, second = process(), process()
     assert second.wait_until_listening(5)
@@ -125,13 +134,14 @@ def test_a_revocation_is_forgotten_once_its_token_has_expired(process, clock):
 
 
 def test_the_listening_thread_ends_with_its_list(process):
-    def listeners() -> int:
-        return sum(1 for t in threading.enumerate() if t.name == "idp-revocations" and t.is_alive())
+    def listeners() -> set:
+        return {t for t in threading.enumerate() if t.name == "idp-revocations" and t.is_alive()}
 
-    before = listeners()
+    before = listeners()  # other applications' threads may come and go meanwhile
     revocations = process()
     assert revocations.wait_until_listening(5)
-    assert listeners() == before + 1
+    (own,) = listeners() - before
     del revocations
     gc.collect()
-    assert eventually(lambda: listeners() == before)
+    own.join(timeout=5)
+    assert not own.is_alive()
