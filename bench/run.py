@@ -501,6 +501,22 @@ def machine_cpu() -> tuple[float, float]:
     return (total - idle) / tick, total / tick
 
 
+def median_run(runs: list[dict]) -> dict:
+    """Of several rounds of one scenario, the run with the median throughput, whole (its
+    latencies and CPU belong together); its errors are those of every round, so none is hidden."""
+    if len(runs) == 1:
+        return runs[0]
+    chosen = dict(sorted(runs, key=lambda r: r["rps"])[len(runs) // 2])
+    chosen["rps_rounds"] = [r["rps"] for r in runs]
+    chosen["errors"] = sum(r["errors"] for r in runs)
+    samples: dict = {}
+    for r in runs:
+        for message, count in r.get("error_samples", {}).items():
+            samples[message] = samples.get(message, 0) + count
+    chosen["error_samples"] = dict(sorted(samples.items(), key=lambda kv: -kv[1])[:3])
+    return chosen
+
+
 def measure(scenario: str, target: loadgen.Target, server: Server, concurrency: int, args) -> dict:
     """One run; the server's CPU (all its processes, from /proc) is read as the window opens
     and closes, so CPU per operation covers exactly the operations counted. The machine's
@@ -585,7 +601,10 @@ def markdown(results: dict) -> str:
         f"{meta['workers']} {meta.get('server') or 'gunicorn'} workers ({meta['worker_class']}) vs node-oidc-provider "
         f"{meta['peer_version']} on Node {meta['node']} with {meta['workers']} cluster workers; "
         f"{meta['duration_s']:g} s per run after a warm-up of at least {meta['warmup_s']:g} s (at most "
-        f"{meta['max_ops']:,} operations). argon2id m = {argon.get('memory_kib')} KiB, t = {argon.get('time_cost')}, "
+        f"{meta['max_ops']:,} operations)"
+        + (f"; each row is the median of {meta['rounds']} rounds, the systems alternating"
+           if meta.get("rounds", 1) > 1 else "")
+        + f". argon2id m = {argon.get('memory_kib')} KiB, t = {argon.get('time_cost')}, "
         f"p = {argon.get('parallelism')}. Load average at start {meta['loadavg_start']:.1f}"
         + (f"; processes other than the two servers and the load generator (PostgreSQL and Redis among them) "
            f"used {other:.0f} % CPU on average during the runs (of {100 * meta['cores']} %)"
@@ -743,7 +762,8 @@ def metadata(args, workers: int, peer_version: str | None) -> dict:
         "worker_class": None, "python": platform.python_version(), "node": node,
         "peer_version": peer_version, "authlib": version("authlib"), "gunicorn": version("gunicorn"), "granian": version("granian"),
         "flask": version("flask"), "duration_s": args.duration, "warmup_s": args.warmup,
-        "max_ops": args.max_ops, "concurrency": args.concurrency, "loadavg_start": os.getloadavg()[0],
+        "max_ops": args.max_ops, "concurrency": args.concurrency, "rounds": args.rounds,
+        "loadavg_start": os.getloadavg()[0],
         "loadgen": "bench/loadgen.py (one asyncio process, the same for both systems)",
     }
 
@@ -768,6 +788,9 @@ def main() -> int:
     parser.add_argument("--no-floors", action="store_true")
     parser.add_argument("--no-report", action="store_true", help="write no README table and no chart")
     parser.add_argument("--label", default="", help="added to the result file name")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="rounds of each scenario, the systems alternating; the run with the median "
+                             "throughput is reported (a shared machine's noise: bench/README.md)")
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -819,14 +842,18 @@ def main() -> int:
 
         for i, scenario in enumerate(scenarios):
             for j, c in enumerate(args.concurrency):
-                order = systems if (i + j) % 2 == 0 else list(reversed(systems))
-                for name, server, target in order:
-                    r = measure(scenario, target, server, c, args)
-                    results[name].setdefault(scenario, {})[str(c)] = r
-                    log(f"{name:4} {scenario:18} c={c:<3} {r['rps']:>9.1f}/s p50 {r['p50_ms']} p99 {r['p99_ms']} ms "
-                        f"err {r['errors']} cpu {r['server_cpu_ms_per_op']} ms/op lg {r['loadgen_cpu_pct']}%")
-                    if r["errors"]:
-                        log(f"     errors: {r['error_samples']}")
+                runs: dict[str, list] = {name: [] for name, _, _ in systems}
+                for k in range(args.rounds):
+                    order = systems if (i + j + k) % 2 == 0 else list(reversed(systems))
+                    for name, server, target in order:
+                        r = measure(scenario, target, server, c, args)
+                        runs[name].append(r)
+                        log(f"{name:4} {scenario:18} c={c:<3} {r['rps']:>9.1f}/s p50 {r['p50_ms']} p99 {r['p99_ms']} "
+                            f"ms err {r['errors']} cpu {r['server_cpu_ms_per_op']} ms/op lg {r['loadgen_cpu_pct']}%")
+                        if r["errors"]:
+                            log(f"     errors: {r['error_samples']}")
+                for name, measured in runs.items():
+                    results[name].setdefault(scenario, {})[str(c)] = median_run(measured)
 
         mem = results["memory"]
         mem["ours_workers"] = [{"pid": p, **memory_kib(p)} for p in ours.workers()]
