@@ -17,6 +17,7 @@ from idp.clock import SystemClock
 from idp.extensions import Services, babel, csrf, db, migrate
 from idp.http import IdpRequest, add_security_headers, refused_as_too_large
 from idp.i18n import LOCALE_COOKIE, LOCALES, install_template_gettext, select_locale
+from idp.oauth.revocations import create_revocation_list
 from idp.security.passwords import PasswordHashing
 from idp.security.pii import Keyring
 from idp.services.captcha import create_captcha
@@ -55,7 +56,6 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
     )
     clock = clock or SystemClock()
     store = create_store(cfg["REDIS_URL"], clock, cfg["REDIS_PREFIX"])
-    from idp.oauth.revocations import create_revocation_list
     keyring = Keyring.load(cfg["PII_KEYRING"], create=cfg["ENV"] != "production")
     app.extensions["idp.services"] = Services(
         clock=clock,

@@ -25,6 +25,8 @@ import threading
 import time
 import weakref
 
+from idp.store import RedisStore
+
 _KEY = "revoked_jti:"
 _CHANNEL = "revocations"
 # The revocation outlives the token by this much: room for clocks a little apart.
@@ -148,8 +150,6 @@ def _follow(owner, store, clock, known: dict, live: threading.Event, heartbeat: 
 
 
 def create_revocation_list(store, clock) -> StoreRevocationList:
-    from idp.store import RedisStore
-
     if isinstance(store, RedisStore):
         return SubscribedRevocationList(store, clock)
     return StoreRevocationList(store, clock)
