@@ -59,7 +59,10 @@ _SPEND_REFRESH_TOKEN = (update(_REFRESH_TOKENS)
                                _REFRESH_TOKENS.c.expires_at > bindparam("now"))
                         .values(rotated_at=bindparam("now"))
                         .returning(*_REFRESH_TOKENS.c, *_subject_columns(_REFRESH_TOKENS)))
-_CODE_BY_HASH = select(AuthorizationCode).where(AuthorizationCode.code_hash == bindparam("hash"))
+# Read as stored now, over any copy the session holds: a replayed code must see what its first
+# use issued, committed after that copy was loaded.
+_CODE_BY_HASH = (select(AuthorizationCode).where(AuthorizationCode.code_hash == bindparam("hash"))
+                 .execution_options(populate_existing=True))
 _REFRESH_TOKEN_BY_HASH = select(RefreshToken).where(RefreshToken.token_hash == bindparam("hash"))
 _INSERT_REFRESH_TOKEN = insert(_REFRESH_TOKENS)
 _INSERT_CODE = insert(_CODES)
@@ -178,7 +181,6 @@ def take_code(code: str, client: Client) -> AuthorizationCode | None:
 
 
 def revoke_code_grant(row: AuthorizationCode) -> None:
-    db.session.refresh(row)  # what the first use issued, even if the session held the row before
     if row.issued_jti:
         revoke_access_jti(row.issued_jti, current_app.config["ACCESS_TOKEN_TTL"])
     if row.issued_family:
