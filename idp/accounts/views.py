@@ -78,10 +78,13 @@ FORMS = {NATURAL: NaturalRegistrationForm, LEGAL: LegalRegistrationForm}
 
 
 def current_account() -> Account | None:
-    if "account" not in g:
-        account_id = session.get("account_id")
-        g.account = db.session.get(Account, account_id) if account_id else None
-    return g.account
+    """The signed-in account, read once per request for as long as the session names it (a
+    sign-in or logout within the request changes whom the session names)."""
+    account_id = session.get("account_id")
+    cached = g.get("current_account")
+    if cached is None or cached[0] != account_id:
+        cached = g.current_account = (account_id, db.session.get(Account, account_id) if account_id else None)
+    return cached[1]
 
 
 def login_required(view):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import current_app, g, session
+from flask import current_app, session
 
 from idp import signals
 from idp.extensions import db, services
@@ -76,7 +76,6 @@ def finish(account: Account, method: str = "pwd") -> str:
     return_to = current().get("return_to")
     session.regenerate()
     session.clear()
-    g.pop("account", None)  # whoever this request thought was signed in (accounts.views.current_account)
     sid = secrets.token_urlsafe(24)
     session.update(
         account_id=account.id,

@@ -876,3 +876,20 @@ def test_the_tab_links_keep_the_page_to_return_to(client):
     page = client.get("/login?next=/center/profile").get_data(as_text=True)
     assert 'href="/login?type=legal&amp;next=/center/profile"' in page
     assert 'href="/login?type=natural&amp;next=/center/profile"' in page
+
+
+def test_the_current_account_follows_the_session_within_one_request(app):
+    from flask import session
+
+    from idp.accounts.views import current_account
+
+    first = make_account(login_name="first_user")
+    second = make_account(login_name="second_user", phone="13900139001",
+                          document_number="11010519491231002X")
+    with app.test_request_context("/"):
+        session["account_id"] = first.id
+        assert current_account().id == first.id
+        session["account_id"] = second.id  # a sign-in within the request (idp.login.flow.finish)
+        assert current_account().id == second.id
+        session.clear()  # a logout
+        assert current_account() is None
