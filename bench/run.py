@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -509,11 +510,8 @@ def median_run(runs: list[dict]) -> dict:
     chosen = dict(sorted(runs, key=lambda r: r["rps"])[len(runs) // 2])
     chosen["rps_rounds"] = [r["rps"] for r in runs]
     chosen["errors"] = sum(r["errors"] for r in runs)
-    samples: dict = {}
-    for r in runs:
-        for message, count in r.get("error_samples", {}).items():
-            samples[message] = samples.get(message, 0) + count
-    chosen["error_samples"] = dict(sorted(samples.items(), key=lambda kv: -kv[1])[:3])
+    samples = sum((Counter(r.get("error_samples", {})) for r in runs), Counter())
+    chosen["error_samples"] = dict(samples.most_common(3))
     return chosen
 
 
