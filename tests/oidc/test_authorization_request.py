@@ -475,14 +475,19 @@ def test_a_redirect_uri_with_a_different_query_is_refused(rp, make_client, perso
 # --- the login answers the authorization request it was for ----------------------------------
 
 
-def _login_for(rp, client_id, **params):
-    """Open the authorization request, reach the login page; return the login POST's answer."""
-    response = rp.follow(rp.get(rp.authorize_url(client_id, **params)), stop_at_login=True)
+def _sign_in_from(rp, response):
+    """Follow ``response`` to the login page and sign in there; return the login POST's answer."""
+    response = rp.follow(response, stop_at_login=True)
     assert is_login_page(response)
     page = html(response)
     return rp.browser.post(form_action(page, 'name="password"'), data={
         "csrf_token": csrf_from(page), "account_type": "natural", "login_name": "zhang_san",
         "password": PASSWORD, "captcha": ""})
+
+
+def _login_for(rp, client_id, **params):
+    """Open the authorization request and sign in; return the login POST's answer."""
+    return _sign_in_from(rp, rp.get(rp.authorize_url(client_id, **params)))
 
 
 def test_the_login_redirects_straight_to_the_client_with_the_code(rp, trusted, person):
@@ -514,11 +519,7 @@ def test_a_login_for_a_request_with_raw_utf8_in_its_query_answers_it(rp, trusted
     client_id, secret = trusted
     query = urlsplit(rp.authorize_url(client_id, state=None)).query + "&state=中文"
     response = rp.browser.get("/authorize", environ_overrides={"QUERY_STRING": query.encode().decode("latin-1")})
-    page = rp.follow(response, stop_at_login=True)
-    assert is_login_page(page)
-    answer = rp.browser.post(form_action(html(page), 'name="password"'), data={
-        "csrf_token": csrf_from(html(page)), "account_type": "natural", "login_name": "zhang_san",
-        "password": PASSWORD, "captcha": ""})
+    answer = _sign_in_from(rp, response)
     assert answer.status_code == 302 and location(answer).startswith(REDIRECT_URI + "?")
     params = query_of(location(answer))
     assert params["state"] == "中文"
