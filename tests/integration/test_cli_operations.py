@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import gc
 import http.client
 import json
 import os
@@ -135,6 +136,34 @@ def test_serve_runs_granian_by_default_with_one_worker_on_the_in_process_store(c
     assert f"on 127.0.0.1:{port} with 1 worker(s) (granian)" in stderr
     assert ACCESS_LINE not in stdout  # IDP_ACCESS_LOG defaults to off
     assert server.returncode == 0
+
+
+class _Made:
+    """An object of the kind an app holds for its whole life."""
+
+
+def _worker_app():
+    """A stand-in factory for ``load_wsgi_app`` (which takes "module:factory")."""
+    made = _Made()
+    made.itself = made  # a cycle: only the cyclic collector could ever free it
+    return made
+
+
+def test_a_worker_hides_what_loading_made_from_the_cyclic_collector():
+    """Everything that exists once the app is loaded lives as long as the worker; a full
+    collection walking it is a pause in the middle of a request (bench/PROFILE.md)."""
+    from idp.cli import load_wsgi_app
+
+    gc.unfreeze()
+    try:
+        app = load_wsgi_app("tests.integration.test_cli_operations:_worker_app")
+        assert gc.get_freeze_count() > 0
+        assert not any(obj is app for obj in gc.get_objects())  # frozen objects are not tracked
+        later = _Made()
+        later.itself = later
+        assert any(obj is later for obj in gc.get_objects())  # what requests make still is
+    finally:
+        gc.unfreeze()
 
 
 @pytest.mark.parametrize("access_log", ["on", "off"])
