@@ -47,7 +47,8 @@ def sign(claims: dict, alg: str | None = None, typ: str | None = None) -> str:
 
 
 def access_token(client, grant_type, user, scope) -> str:
-    """RFC 9068 JWT access token; ``jti`` is random so no two tokens are ever identical."""
+    """RFC 9068 JWT access token; its ``jti`` is new, or the one its code recorded for it
+    (``storage.take_code``)."""
     now = int(services().clock.time())
     claims = {
         "iss": current_app.config["ISSUER"],
@@ -56,7 +57,7 @@ def access_token(client, grant_type, user, scope) -> str:
         "client_id": client.get_client_id(),
         "iat": now,
         "exp": now + current_app.config["ACCESS_TOKEN_TTL"],
-        "jti": secrets.token_urlsafe(16),
+        "jti": getattr(user, "access_jti", None) or storage.new_jti(),
         "scope": scope or "",
     }
     if user is not None:

@@ -46,11 +46,13 @@ def _subject_columns(table):
 # and the usual case costs one round trip. Only when nothing was spent is the row read, to
 # tell a replay (which revokes what the first use issued) from an unknown value. Statements
 # are built once, and take their values as parameters: values embedded in a statement made
-# SQLAlchemy compute a new cache key at every execution.
+# SQLAlchemy compute a new cache key at every execution. A code's statement also records the
+# access token and refresh-token family that its exchange will issue (chosen before), so that a
+# replay can revoke them without a second write.
 _SPEND_CODE = (update(_CODES)
                .where(_CODES.c.code_hash == bindparam("hash"), _CODES.c.client_id == bindparam("for_client"),
                       _CODES.c.used_at.is_(None))
-               .values(used_at=bindparam("now"))
+               .values(used_at=bindparam("now"), issued_jti=bindparam("jti"), issued_family=bindparam("family"))
                .returning(*_CODES.c, *_subject_columns(_CODES)))
 _SPEND_REFRESH_TOKEN = (update(_REFRESH_TOKENS)
                         .where(_REFRESH_TOKENS.c.token_hash == bindparam("hash"),
@@ -66,20 +68,21 @@ _CODE_BY_HASH = (select(AuthorizationCode).where(AuthorizationCode.code_hash == 
 _REFRESH_TOKEN_BY_HASH = select(RefreshToken).where(RefreshToken.token_hash == bindparam("hash"))
 _INSERT_REFRESH_TOKEN = insert(_REFRESH_TOKENS)
 _INSERT_CODE = insert(_CODES)
-_CODE_ISSUED = (update(_CODES).where(_CODES.c.id == bindparam("code_id"))
-                .values(issued_jti=bindparam("jti"), issued_family=bindparam("family")))
 
 
 @dataclass(frozen=True)
 class TokenSubject:
     """The user as the tokens name it: ``sub`` and the account type (INTERFACES.md), the
-    database id for the rows that record what was issued, and the sign-in the grant came from."""
+    database id for the rows that record what was issued, and the sign-in the grant came from.
+    ``access_jti``: the ``jti`` its access token must carry, when it was chosen and recorded
+    before the token was made (a code's exchange)."""
 
     id: int
     sub: str
     account_type: str
     sid: str | None = None
     auth_time: int | None = None
+    access_jti: str | None = None
 
     @property
     def _login(self) -> dict:
@@ -87,7 +90,7 @@ class TokenSubject:
         return {"sid": self.sid, "auth_time": self.auth_time}
 
 
-def _spent(model, found):
+def _spent(model, found, access_jti: str | None = None):
     """A row of ``model`` just spent by one of the statements above, as a detached object
     with its ``subject`` attached (it never loads, and no session writes it back)."""
     if found is None:
@@ -95,12 +98,21 @@ def _spent(model, found):
     values = found._mapping
     row = model(**{column.key: values[column.key] for column in model.__table__.c})
     row.subject = TokenSubject(row.account_id, values["subject_sub"], values["subject_account_type"],
-                               row.sid, row.auth_time)
+                               row.sid, row.auth_time, access_jti)
     return row
 
 
 def token_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def new_jti() -> str:
+    """An access token's ``jti``: random, so that no two tokens are ever identical."""
+    return secrets.token_urlsafe(16)
+
+
+def new_family() -> str:
+    return secrets.token_hex(16)
 
 
 def unverified_claims(jwt_token: str) -> dict:
@@ -168,8 +180,9 @@ def take_code(code: str, client: Client) -> AuthorizationCode | None:
     request fails afterwards: a code works once). A code presented a second time by its client
     revokes what it issued."""
     now = services().clock.now()
-    params = {"hash": token_hash(code or ""), "for_client": client.get_client_id(), "now": now}
-    row = _spent(AuthorizationCode, db.session.execute(_SPEND_CODE, params).first())
+    params = {"hash": token_hash(code or ""), "for_client": client.get_client_id(), "now": now,
+              "jti": new_jti(), "family": new_family()}
+    row = _spent(AuthorizationCode, db.session.execute(_SPEND_CODE, params).first(), params["jti"])
     if row is None:
         known = db.session.execute(_CODE_BY_HASH, {"hash": params["hash"]}).scalar_one_or_none()
         if known is not None and known.client_id == params["for_client"] and known.used_at is not None:
@@ -198,31 +211,27 @@ def nonce_used(client_id: str, nonce: str) -> bool:
 # -- tokens -----------------------------------------------------------------------------------
 
 def save_token(token: dict, request) -> None:
-    """Record what was issued: refresh tokens (a new family or the parent's), and on the code
-    the access token and family it produced, so a replayed code can revoke them. The token
-    endpoint commits it, with the spent code or the rotated parent, in one transaction."""
+    """Record a refresh token: of its parent's family, of the family its code recorded, or of
+    a new one. The token endpoint commits it, with the spent code or the rotated parent, in one
+    transaction. Client credentials leave nothing to record."""
+    if not token.get("refresh_token"):
+        return
     claims = unverified_claims(token["access_token"])
-    jti, exp = claims["jti"], claims["exp"]
     code = getattr(request, "authorization_code", None)
     parent = getattr(request, "refresh_token", None)
-    family = None
-    if token.get("refresh_token"):
-        family = parent.family_id if parent is not None else secrets.token_hex(16)
-        source = parent or code
-        db.session.execute(_INSERT_REFRESH_TOKEN, {
-            "token_hash": token_hash(token["refresh_token"]),
-            "family_id": family,
-            "client_id": request.client.get_client_id(),
-            "account_id": request.user.id,
-            "scope": token.get("scope", ""),
-            "sid": getattr(source, "sid", None),
-            "auth_time": getattr(source, "auth_time", None),
-            "access_jti": jti,
-            "access_expires_at": exp,
-            "expires_at": services().clock.now() + timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"]),
-        })
-    if isinstance(code, AuthorizationCode):
-        db.session.execute(_CODE_ISSUED, {"code_id": code.id, "jti": jti, "family": family})
+    source = parent or code
+    db.session.execute(_INSERT_REFRESH_TOKEN, {
+        "token_hash": token_hash(token["refresh_token"]),
+        "family_id": parent.family_id if parent is not None else getattr(code, "issued_family", None) or new_family(),
+        "client_id": request.client.get_client_id(),
+        "account_id": request.user.id,
+        "scope": token.get("scope", ""),
+        "sid": getattr(source, "sid", None),
+        "auth_time": getattr(source, "auth_time", None),
+        "access_jti": claims["jti"],
+        "access_expires_at": claims["exp"],
+        "expires_at": services().clock.now() + timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"]),
+    })
 
 
 def spend_refresh_token(value: str, client: Client) -> RefreshToken | None:
