@@ -61,7 +61,7 @@ browser-deps:
 test: $(VENV)/.installed translations browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The benchmark (bench/README.md): our provider on `idp serve` (gunicorn, PostgreSQL, Redis) and
+# The benchmark (bench/README.md): our provider on `idp serve` (granian, PostgreSQL, Redis) and
 # node-oidc-provider side by side on loopback; results in bench/results/, docs/bench.png, README.
 BENCH_ARGS ?=
 bench: $(VENV)/.installed translations

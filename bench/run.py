@@ -12,7 +12,8 @@ Steps, in one run:
   5. Floors: argon2id hashes per second on all cores; a bare Flask "hello" under the same server.
   6. Memory: resident memory per worker; Redis memory per session at 100,000 sessions written
      through the provider's own session code path into a private Redis server.
-  7. bench/results/<timestamp>.json and latest.json, docs/bench.png, the table in README.md.
+  7. bench/results/<timestamp>.json and latest.json, docs/bench.png, the table in README.md
+     (all under one directory instead with --out: tests/integration/test_bench.py runs it so).
 """
 
 from __future__ import annotations
@@ -398,7 +399,8 @@ def argon2_floor(argon: dict, cores: int, seconds: float = 4.0) -> dict:
         t0 = time.perf_counter()
         counts = pool.map(_argon2_worker, [args] * cores)
         elapsed = time.perf_counter() - t0 - 0.0
-    single = _argon2_worker((*args[:3], 1.5)) / 1.5
+    alone = min(seconds, 1.5)
+    single = _argon2_worker((*args[:3], alone)) / alone
     return {"processes": cores, "hashes_per_s": round(sum(counts) / seconds, 2),
             "hashes_per_s_one_core": round(single, 2), "wall_s": round(elapsed, 2), **argon}
 
@@ -666,15 +668,15 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(table: str) -> None:
-    text = README.read_text()
+def update_readme(table: str, readme: Path = README) -> None:
+    text = readme.read_text()
     block = f"{README_BEGIN}\n{table}\n{README_END}"
     if README_BEGIN in text and README_END in text:
         head, rest = text.split(README_BEGIN, 1)
         _, tail = rest.split(README_END, 1)
-        README.write_text(head + block + tail)
+        readme.write_text(head + block + tail)
     else:  # first run: the Performance section goes at the end
-        README.write_text(text.rstrip("\n") + "\n\n## Performance\n\n" + block + "\n")
+        readme.write_text(text.rstrip("\n") + "\n\n## Performance\n\n" + block + "\n")
 
 
 def chart(results: dict, path: Path) -> None:
@@ -786,6 +788,12 @@ def main() -> int:
     parser.add_argument("--no-floors", action="store_true")
     parser.add_argument("--no-report", action="store_true", help="write no README table and no chart")
     parser.add_argument("--label", default="", help="added to the result file name")
+    parser.add_argument("--floor-seconds", type=float, default=4.0,
+                        help="seconds of the argon2id floor's measurement")
+    parser.add_argument("--out", type=Path,
+                        help="write the results, the chart and the README table under this directory "
+                             "(results/, bench.png, a copy of README.md) instead of bench/results, "
+                             "docs/bench.png and README.md: for trials and the benchmark's own test")
     parser.add_argument("--rounds", type=int, default=1,
                         help="rounds of each scenario, the systems alternating; the run with the median "
                              "throughput is reported (a shared machine's noise: bench/README.md)")
@@ -798,10 +806,15 @@ def main() -> int:
     workers = args.workers or cores
     t_begin = time.monotonic()
 
+    results_dir, chart_path, readme = RESULTS, CHART, README
+    if args.out:
+        results_dir, chart_path, readme = args.out / "results", args.out / "bench.png", args.out / "README.md"
+        args.out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(README, readme)
     ensure_postgres()
     ensure_redis()
     peer_version = None if args.no_peer else install_peer()
-    RESULTS.mkdir(exist_ok=True)
+    results_dir.mkdir(exist_ok=True)
     instance = Path(tempfile.mkdtemp(prefix="idp-bench-"))
     servers: list[Server] = []
     results: dict = {"meta": metadata(args, workers, peer_version), "ours": {}, "peer": {}, "floors": {},
@@ -866,7 +879,7 @@ def main() -> int:
 
         if not args.no_floors:
             log(f"floor: argon2id verifications per second on {cores} processes")
-            results["floors"]["argon2"] = argon2_floor(argon, cores)
+            results["floors"]["argon2"] = argon2_floor(argon, cores, args.floor_seconds)
             log(f"       {results['floors']['argon2']['hashes_per_s']} hashes/s")
             hello_port = free_port()
             hello_env = our_env(hello_port, instance)
@@ -905,17 +918,17 @@ def main() -> int:
     results["meta"]["wall_s"] = round(time.monotonic() - t_begin, 1)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S") + (f"-{args.label}" if args.label else "")
     text = json.dumps(results, indent=2, ensure_ascii=False)
-    (RESULTS / f"{stamp}.json").write_text(text)
-    (RESULTS / "latest.json").write_text(text)
+    (results_dir / f"{stamp}.json").write_text(text)
+    (results_dir / "latest.json").write_text(text)
     table = markdown(results)
     if not args.no_report:
         try:
-            chart(results, CHART)
+            chart(results, chart_path)
         except ImportError:
             log("matplotlib is missing: no chart (pip install matplotlib)")
-        update_readme(table)
+        update_readme(table, readme)
     print(table)
-    log(f"done in {results['meta']['wall_s']:.0f} s; results in bench/results/{stamp}.json")
+    log(f"done in {results['meta']['wall_s']:.0f} s; results in {results_dir / stamp}.json")
     return 0
 
 

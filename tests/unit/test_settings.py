@@ -270,3 +270,20 @@ def test_an_unknown_server_is_refused_with_the_choices(monkeypatch, instance):
     monkeypatch.setenv("IDP_SERVER", "uwsgi")
     with pytest.raises(ConfigurationError, match="IDP_SERVER: expected 'granian' or 'gunicorn', got 'uwsgi'"):
         load(instance)
+
+
+def test_argon2id_parameters_default_to_owasps_recommendation(instance):
+    cfg = load(instance)
+    assert (cfg["ARGON2_MEMORY_KIB"], cfg["ARGON2_TIME_COST"], cfg["ARGON2_PARALLELISM"]) == (19456, 2, 1)
+
+
+def test_argon2id_parameters_are_configuration_and_new_hashes_use_them(monkeypatch, tmp_path):
+    from idp import create_app
+    from idp.extensions import services
+
+    monkeypatch.setenv("IDP_ARGON2_MEMORY_KIB", "2048")
+    monkeypatch.setenv("IDP_ARGON2_TIME_COST", "3")
+    monkeypatch.setenv("IDP_ARGON2_PARALLELISM", "2")
+    app = create_app({"INSTANCE_DIR": str(tmp_path / "instance"), "DATABASE_URL": f"sqlite:///{tmp_path}/idp.db"})
+    with app.app_context():
+        assert services().passwords.hash("Correct-horse-9").startswith("$argon2id$v=19$m=2048,t=3,p=2$")
