@@ -30,6 +30,7 @@ from idp.extensions import db, services
 from idp.models.clients import Client, hash_secret
 from idp.models.staff import InitialAccessToken
 from idp.oauth.claims import SCOPES_SUPPORTED
+from idp.security import outbound
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
@@ -88,6 +89,27 @@ def check_uri(uri: str, field_name: str) -> str:
     return uri
 
 
+def check_outbound_uri(uri: str, field_name: str) -> None:
+    """A URI the provider will call (or, for self-registered clients, send users to) must pass
+    the outbound rules (idp.security.outbound) when stored; the reason code is theirs
+    (``loopback``, ``private``, ``link_local``, ``ambiguous_ip_address`` …). A name without DNS
+    yet is accepted: it is checked again at every call."""
+    try:
+        outbound.check_stored(uri, outbound.Policy.from_config(current_app.config))
+    except outbound.OutboundRefused as refused:
+        error = ClientError(field_name, refused.reason)
+        error.value = uri  # the console says which address is wrong
+        raise error from None
+
+
+def check_outbound_uris(spec: ClientSpec, names: tuple[str, ...], stored: Client | None = None) -> None:
+    """``check_outbound_uri`` for these fields; with ``stored``, only the values that change."""
+    for name in names:
+        value = getattr(spec, name)
+        if value and (stored is None or value != getattr(stored, name)):
+            check_outbound_uri(value, name)
+
+
 def validate(spec: ClientSpec) -> ClientSpec:
     if not spec.name or len(spec.name) > 100:
         raise ClientError("name", "invalid_name")
@@ -97,6 +119,7 @@ def validate(spec: ClientSpec) -> ClientSpec:
     for name in ("logo_uri", "initiate_login_uri", "backchannel_logout_uri"):
         if getattr(spec, name):
             setattr(spec, name, check_uri(getattr(spec, name), name))
+    check_outbound_uris(spec, ("backchannel_logout_uri",))  # the provider calls it (a job)
     if "authorization_code" in spec.grant_types and not spec.redirect_uris:
         raise ClientError("redirect_uris", "redirect_uri_required")
     for grant in spec.grant_types:
@@ -488,6 +511,11 @@ def _spend_initial_access_token(row: InitialAccessToken) -> bool:
 
 # -- dynamic client registration (RFC 7591) and its management (RFC 7592) ----------------------
 
+# Never fetched by the provider (the browser follows them), but a self-registered client must
+# not point users, or anything that might fetch a logo, at inside addresses either.
+SELF_REGISTERED_OUTBOUND_URIS = ("logo_uri", "initiate_login_uri")
+
+
 def _check_id_token_alg(alg: str | None) -> None:
     from idp.oauth.keys import ALGORITHMS
 
@@ -503,6 +531,7 @@ def register_dynamically(spec: ClientSpec, token: InitialAccessToken, client_id:
     spec.trusted = False
     spec.client_id = client_id
     spec = validate(spec)
+    check_outbound_uris(spec, SELF_REGISTERED_OUTBOUND_URIS)
     _check_id_token_alg(id_token_alg)
     if _name_taken(spec.name):
         raise ClientError("name", "duplicate_name")
@@ -538,6 +567,7 @@ def update_dynamically(client: Client, spec: ClientSpec, id_token_alg: str | Non
     if spec.token_endpoint_auth_method != client.token_endpoint_auth_method:
         raise ClientError("token_endpoint_auth_method", "auth_method_change_not_allowed")
     _check_id_token_alg(id_token_alg)
+    check_outbound_uris(spec, SELF_REGISTERED_OUTBOUND_URIS, stored=client)
     spec.trusted = client.trusted
     spec.require_verified = client.require_verified
     spec.description = client.description

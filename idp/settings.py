@@ -109,7 +109,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CLIENT_SECRET_GRACE", 7 * 86400, "seconds a rotated client secret keeps working", int),
     Setting("BACKCHANNEL_TIMEOUT", 5.0, "seconds to wait for a client's back-channel logout endpoint", float),
     Setting("BACKCHANNEL_MAX_ATTEMPTS", 5, "deliveries of a logout token before giving up", int),
-    Setting("JOBS_INLINE", True, "run background jobs in the request (development); false: `idp worker`", _bool),
+    Setting("JOBS_INLINE", None, "run background jobs in the request; default on in development, off in production "
+            "(refused there: calls on someone's behalf run in `idp worker`, never inside a user's request)", _bool),
+    Setting("ALLOW_LOOPBACK_HTTP", None, "outbound calls (back-channel logout, SMS, verifier) may use plain http to "
+            "loopback, for the demo systems; default on in development, refused in production", _bool),
+    Setting("OUTBOUND_MAX_BYTES", 64 * 1024, "largest answer read from an outside service or relying party; "
+            "reading stops there and the call fails", int),
     Setting("STAFF_ENROLMENT_TTL", 86400, "seconds a staff enrolment link stays valid", int),
     Setting("STAFF_SESSION_IDLE", 1800, "seconds of inactivity after which staff must sign in again", int),
     Setting("MAX_FORM_BYTES", 2 * 1024 * 1024, "largest request body accepted", int),
@@ -170,6 +175,11 @@ def _derive(cfg: dict[str, Any]) -> None:
     if not cfg["SECRET_KEY"]:
         cfg["SECRET_KEY"] = _instance_secret(instance / "secret_key", cfg["ENV"])
     cfg["SECURE_COOKIES"] = cfg["ISSUER"].startswith("https://") or cfg["ENV"] == "production"
+    development = cfg["ENV"] == "development"
+    if cfg["JOBS_INLINE"] is None:
+        cfg["JOBS_INLINE"] = development
+    if cfg["ALLOW_LOOPBACK_HTTP"] is None:
+        cfg["ALLOW_LOOPBACK_HTTP"] = development
 
 
 def _instance_secret(path: Path, env: str) -> str:
@@ -198,11 +208,35 @@ def _instance_secret(path: Path, env: str) -> str:
     raise ConfigurationError(f"the secret key file {path} is empty")
 
 
+def _check_outbound(cfg: dict[str, Any]) -> None:
+    """The operator's service URLs follow the rules of every outbound call (idp.security.outbound):
+    checked here without DNS, and again, with the address, at every call."""
+    from idp.security.outbound import OutboundRefused, Policy, check_configured
+
+    if cfg["OUTBOUND_MAX_BYTES"] < 1024:
+        raise ConfigurationError("IDP_OUTBOUND_MAX_BYTES must be at least 1024")
+    policy = Policy.from_config(cfg)
+    for kind_key, kind, url_key in (("SMS_GATEWAY", "http", "SMS_HTTP_URL"), ("VERIFIER", "http", "VERIFIER_URL")):
+        if cfg.get(kind_key) == kind and cfg.get(url_key):
+            try:
+                check_configured(cfg[url_key], policy)
+            except OutboundRefused as exc:
+                raise ConfigurationError(f"IDP_{url_key} is refused ({exc.reason}): https only in production; "
+                                         "plain http only to loopback in development with "
+                                         "IDP_ALLOW_LOOPBACK_HTTP on") from exc
+
+
 def _check_production(cfg: dict[str, Any]) -> None:
     if cfg["ENV"] not in {"development", "production"}:
         raise ConfigurationError("IDP_ENV must be development or production")
+    _check_outbound(cfg)
     if cfg["ENV"] != "production":
         return
+    if cfg["ALLOW_LOOPBACK_HTTP"]:
+        raise ConfigurationError("IDP_ALLOW_LOOPBACK_HTTP=on is refused when IDP_ENV=production")
+    if cfg["JOBS_INLINE"]:
+        raise ConfigurationError("IDP_JOBS_INLINE=on is refused when IDP_ENV=production: back-channel calls "
+                                 "run in `idp worker`, not inside a user's request")
     if cfg["CAPTCHA"] == "off":
         raise ConfigurationError("IDP_CAPTCHA=off is refused when IDP_ENV=production")
     if not cfg["ISSUER"].startswith("https://"):

@@ -44,6 +44,7 @@ verification_submitted = _events.signal("verification_submitted")  # documents s
 verification_voided = _events.signal("verification_voided")  # a pending review voided by a data change
 identity_conflict = _events.signal("identity_conflict")  # identity data already verified elsewhere
 personal_data_viewed = _events.signal("personal_data_viewed")  # a reviewer saw clear data or a document
+outbound_refused = _events.signal("outbound_refused")  # a call to a URL or address the rules forbid (SSRF)
 
 SECURITY_EVENTS = (
     account_registered, login_succeeded, login_failed, account_locked, logged_out,
@@ -52,5 +53,5 @@ SECURITY_EVENTS = (
     session_ended, signing_key_rotated, captcha_failed, sms_code_rejected, sms_unavailable,
     staff_login_succeeded, staff_login_failed, staff_enrolled,
     staff_action, case_decided, verification_checked, verification_submitted, verification_voided,
-    identity_conflict, personal_data_viewed,
+    identity_conflict, personal_data_viewed, outbound_refused,
 )

@@ -33,6 +33,7 @@ from idp.extensions import db, services
 from idp.forms import BaseForm
 from idp.models.staff import InitialAccessToken
 from idp.oauth.claims import SCOPES_SUPPORTED
+from idp.security.outbound import ADDRESS_REASONS as OUTBOUND_ADDRESS_REASONS
 
 bp = Blueprint("admin_clients", __name__, url_prefix="/admin/clients")
 
@@ -58,6 +59,14 @@ MESSAGES = {
     "invalid_validity_days": _l("Enter a number of days from 1 to 365."),
     "invalid_max_uses": _l("Enter a number from 1 to 1000."),
     "description_too_long": _l("The description is too long."),
+    # Refusals of idp.security.outbound (a URI the provider calls must lead outside).
+    "userinfo_not_allowed": _l("%(uri)s contains a user name or password before @. Remove it."),
+    **dict.fromkeys(OUTBOUND_ADDRESS_REASONS, _l(
+        "%(uri)s leads to an address the provider may not call (loopback, internal network, "
+        "link-local, reserved, or an IP address written instead of a host name). "
+        "Use the public host name of the system.")),
+    **dict.fromkeys(("scheme_not_allowed", "missing_host", "invalid_host", "invalid_url"),
+                    _l("%(uri)s is not an absolute http or https address (no spaces, at most 500 characters).")),
 }
 GENERIC_MESSAGE = _l("This value cannot be accepted. Please check it.")
 

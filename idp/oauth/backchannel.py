@@ -4,15 +4,14 @@ took part in an ended session, through the durable job queue (retried until deli
 from __future__ import annotations
 
 import secrets
-import urllib.error
 import urllib.parse
-import urllib.request
 
 from flask import current_app
 
 from idp import jobs
 from idp.extensions import services
 from idp.oauth import storage
+from idp.security import outbound
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
@@ -40,13 +39,19 @@ def notify_clients(account, sid: str, client_ids: list[str]) -> None:
 
 @jobs.handler("backchannel_logout")
 def deliver(payload: dict) -> None:
+    """Back-Channel Logout §2.5: POST the token; 200 (or 204) is delivered, anything else is
+    retried by the job queue. The URI is checked again here (idp.security.outbound): a URI
+    stored before the rules, or a name whose DNS now points inward, is refused before any
+    connection, and the refusal is the job's error (``outbound_refused: <reason>``)."""
     body = urllib.parse.urlencode({"logout_token": payload["logout_token"]}).encode()
-    req = urllib.request.Request(payload["uri"], data=body, method="POST",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
-    timeout = current_app.config["BACKCHANNEL_TIMEOUT"]
+    config = current_app.config
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            if response.status not in (200, 204):
-                raise RuntimeError(f"back-channel logout answered {response.status}")
-    except urllib.error.HTTPError as exc:
-        raise RuntimeError(f"back-channel logout answered {exc.code}") from exc
+        response = outbound.post(payload["uri"], body, {"Content-Type": "application/x-www-form-urlencoded"},
+                                 policy=outbound.Policy.from_config(config), timeout=config["BACKCHANNEL_TIMEOUT"],
+                                 purpose=f"backchannel_logout:{payload.get('client_id', '')}")
+    except outbound.OutboundRefused as exc:
+        raise RuntimeError(f"outbound_refused: {exc}") from exc
+    except outbound.OutboundFailed as exc:
+        raise RuntimeError(f"back-channel logout failed: {exc}") from exc
+    if response.status not in (200, 204):
+        raise RuntimeError(f"back-channel logout answered {response.status}")

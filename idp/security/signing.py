@@ -1,7 +1,8 @@
-"""Signatures on requests to outside HTTP services (INTERFACES.md, "Outside services").
+"""Signatures on requests to outside HTTP services (INTERFACES.md, "Outside services"), and on
+the real-name verifier's answers (docs/verification.md).
 
 ``X-IDP-Signature`` is hex HMAC-SHA256 over ``timestamp + "." + body`` with the shared secret;
-a request older than five minutes is invalid.
+a request (or answer) more than five minutes from our clock is invalid.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def signed_headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
 
 
 def verify(secret: str, timestamp: str, sig: str, body: bytes, now: float) -> bool:
-    """The receiving side's check (used by test servers and future callbacks)."""
+    """The receiving side's check: the verifier's answers here, our requests at the services
+    (and their test servers). Constant-time comparison."""
     try:
         ts = int(timestamp)
     except (TypeError, ValueError):

@@ -3,6 +3,13 @@
 Implementations: ``OutboxSmsSender`` (development: JSON lines appended to a file and listed on
 a development-only page) and ``HttpSmsSender`` (the operator's signed JSON interface).
 Chosen by ``IDP_SMS_GATEWAY``.
+
+The gateway is a service the operator configures and the user waits for (a code is sent while
+the page answers), so the call is made in the request, but through ``idp.security.outbound``
+like every outbound call: https in production, the address checked and pinned, no redirects,
+a timeout and a response cap. The gateway's answer is not signed (INTERFACES.md fixes only
+``{"message_id"}``): nothing is decided on it beyond "sent", and a forged answer can only hide
+a failed send, which the user notices by not receiving the code.
 """
 
 from __future__ import annotations
@@ -10,11 +17,10 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Protocol
 
+from idp.security import outbound
 from idp.security.signing import signed_headers
 
 # Message texts by template; the operator holds its own copies of approved templates.
@@ -70,13 +76,14 @@ class OutboxSmsSender:
 
 
 class HttpSmsSender:
-    def __init__(self, url: str, secret: str, timeout: float, clock) -> None:
+    def __init__(self, url: str, secret: str, timeout: float, clock, *, policy: outbound.Policy) -> None:
         if not url or not secret:
             raise ValueError("IDP_SMS_HTTP_URL and IDP_SMS_HTTP_SECRET are required")
         self.url = url
         self.secret = secret
         self.timeout = timeout
         self.clock = clock
+        self.policy = policy
 
     def send(self, to: str, template: str, params: dict) -> str:
         body = json.dumps(
@@ -84,11 +91,13 @@ class HttpSmsSender:
             ensure_ascii=False,
         ).encode()
         headers = signed_headers(self.secret, int(self.clock.time()), body)
-        req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as response:
-                answer = json.loads(response.read(65536) or b"{}")
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+            response = outbound.post(self.url, body, headers, policy=self.policy, timeout=self.timeout,
+                                     purpose="sms_gateway")
+            if not 200 <= response.status < 300:
+                raise SmsUnavailable(f"gateway answered {response.status}")
+            answer = json.loads(response.body or b"{}")
+        except (outbound.OutboundRefused, outbound.OutboundFailed, ValueError) as exc:
             raise SmsUnavailable(str(exc)) from exc
         message_id = answer.get("message_id") if isinstance(answer, dict) else None
         if not message_id:
@@ -102,6 +111,7 @@ def create_sms_sender(config: dict, clock) -> SmsSender:
         return OutboxSmsSender(Path(config["INSTANCE_DIR"]) / "sms-outbox.jsonl", clock)
     if kind == "http":
         return HttpSmsSender(
-            config["SMS_HTTP_URL"], config["SMS_HTTP_SECRET"], config["SMS_HTTP_TIMEOUT"], clock
+            config["SMS_HTTP_URL"], config["SMS_HTTP_SECRET"], config["SMS_HTTP_TIMEOUT"], clock,
+            policy=outbound.Policy.from_config(config),
         )
     raise ValueError(f"unknown IDP_SMS_GATEWAY {kind!r}")

@@ -10,6 +10,12 @@ Implementations, chosen by ``IDP_VERIFIER``:
 - ``HttpVerifier`` (``http``): the national interface, a signed JSON request as INTERFACES.md
   ("Outside services") fixes it, with a timeout and ``IDP_VERIFIER_RETRIES`` further attempts.
   Timeouts, connection errors, 5xx and malformed answers raise ``VerifierUnavailable``.
+  The call goes through ``idp.security.outbound`` (https in production, the address checked
+  and pinned, no redirects, a timeout, a response cap). The answer must be signed like our
+  request (``X-IDP-Timestamp``, ``X-IDP-Signature`` over ``timestamp + "." + body``, at most
+  five minutes old): an unsigned, wrongly signed or stale answer is ``VerifierUnavailable``
+  (``unsigned_answer``), never a verdict — whoever sits between us and the interface must not
+  be able to declare an identity verified.
 """
 
 from __future__ import annotations
@@ -17,14 +23,13 @@ from __future__ import annotations
 import csv
 import json
 import secrets
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from idp.security import identifiers
-from idp.security.signing import signed_headers
+from idp.security import outbound
+from idp.security.signing import signed_headers, verify
 
 MATCH = "match"
 MISMATCH = "mismatch"
@@ -103,9 +108,11 @@ class LocalVerifier:
 
 
 class HttpVerifier:
-    def __init__(self, url: str, secret: str, timeout: float, retries: int, clock) -> None:
+    def __init__(self, url: str, secret: str, timeout: float, retries: int, clock, *,
+                 policy: outbound.Policy) -> None:
         if not url or not secret:
             raise ValueError("IDP_VERIFIER_URL and IDP_VERIFIER_SECRET are required for IDP_VERIFIER=http")
+        self.policy = policy
         self.url = url
         self.secret = secret
         self.timeout = timeout
@@ -128,15 +135,29 @@ class HttpVerifier:
             # Signed afresh for each attempt (the timestamp); the same request_id, so the
             # interface can recognise a repeated question.
             headers = signed_headers(self.secret, int(self.clock.time()), body)
-            req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as response:
-                    answer = json.loads(response.read(65536) or b"{}")
-            except (urllib.error.URLError, OSError, ValueError) as exc:  # HTTPError is a URLError
+                response = outbound.post(self.url, body, headers, policy=self.policy, timeout=self.timeout,
+                                         purpose="verifier")
+            except outbound.OutboundRefused as exc:
+                raise VerifierUnavailable(f"outbound_refused: {exc}") from exc
+            except outbound.OutboundFailed as exc:
                 last = exc
-                if isinstance(exc, urllib.error.HTTPError) and exc.code < 500:
-                    break  # refused as malformed: asking again would not help
+                if exc.reason in ("redirect_not_followed", "response_too_large"):
+                    break  # the same answer again
                 continue
+            if response.status >= 500:
+                last = VerifierUnavailable(f"verifier answered {response.status}")
+                continue
+            if response.status != 200:
+                last = VerifierUnavailable(f"verifier answered {response.status}")
+                break  # refused as malformed: asking again would not help
+            if not verify(self.secret, response.header("X-IDP-Timestamp"), response.header("X-IDP-Signature"),
+                          response.body, self.clock.time()):
+                raise VerifierUnavailable("unsigned_answer: the answer is unsigned, wrongly signed or stale")
+            try:
+                answer = json.loads(response.body or b"{}")
+            except ValueError as exc:
+                raise VerifierUnavailable("verifier answer is not JSON") from exc
             result = answer.get("result") if isinstance(answer, dict) else None
             if result not in RESULTS:
                 raise VerifierUnavailable("verifier answer without a known result")
@@ -151,5 +172,5 @@ def create_verifier(config: dict, clock) -> Verifier:
         return LocalVerifier(config.get("VERIFIER_REGISTRY") or None)
     if kind == "http":
         return HttpVerifier(config["VERIFIER_URL"], config["VERIFIER_SECRET"], config["VERIFIER_TIMEOUT"],
-                            config["VERIFIER_RETRIES"], clock)
+                            config["VERIFIER_RETRIES"], clock, policy=outbound.Policy.from_config(config))
     raise ValueError(f"unknown IDP_VERIFIER {kind!r}")

@@ -346,8 +346,8 @@ def test_the_outbox_page_does_not_exist_in_production(app, settings, tmp_path, c
     production = create_app({
         **settings, "ENV": "production", "ISSUER": "https://idp.example.cn",
         "DATABASE_URL": "postgresql+psycopg://idp@127.0.0.1:1/unused", "SECRET_KEY": "s" * 48,
-        "SMS_GATEWAY": "http", "SMS_HTTP_URL": "http://127.0.0.1:9/", "SMS_HTTP_SECRET": SECRET,
-        "VERIFIER": "http", "VERIFIER_URL": "http://127.0.0.1:9/", "VERIFIER_SECRET": SECRET,
+        "SMS_GATEWAY": "http", "SMS_HTTP_URL": "https://sms.example.cn/send", "SMS_HTTP_SECRET": SECRET,
+        "VERIFIER": "http", "VERIFIER_URL": "https://verify.example.cn/check", "VERIFIER_SECRET": SECRET,
     }, clock=clock)
     assert production.test_client().get("/dev/sms-outbox").status_code == 404
 
