@@ -163,10 +163,10 @@ def address_refusal(address: str, policy: Policy) -> str | None:
         return "link_local"
     if isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED_ADDRESS_SPACE:
         return "shared_address_space"
-    if ip.is_private:
-        return "private"
     if ip.is_reserved:
         return "reserved"
+    if ip.is_private:
+        return "private"
     if not ip.is_global:
         return "not_global"
     return None
