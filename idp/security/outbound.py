@@ -242,6 +242,8 @@ def check_url(url: str, policy: Policy, *, resolve: bool = True, unresolved_ok: 
     if scheme == "http" and not _loopback_allowed(policy):
         raise OutboundRefused("https_required", host)
     if not resolve:
+        if scheme == "http" and ascii_host != "localhost" and not ascii_host.endswith(".localhost"):
+            raise OutboundRefused("https_required", host)  # loopback cannot be known without DNS
         return Target(url, scheme, ascii_host, port, path)
     try:
         infos = socket.getaddrinfo(ascii_host, port, type=socket.SOCK_STREAM)
