@@ -7,8 +7,6 @@ tokens. Access tokens are JWTs per RFC 9068 with a unique ``jti`` each.
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 import threading
 
@@ -28,7 +26,6 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app
 from flask import request as flask_request
 from joserfc import jwt
-from joserfc.errors import JoseError
 
 from idp.extensions import db, services
 from idp.oauth import keys, storage

@@ -104,7 +104,7 @@ def test_a_random_kid_at_end_session_and_authorize_is_refused_without_a_reload(r
     assert rp.get("/center/profile").status_code == 200  # still signed in
 
 
-def test_verification_keeps_the_keys_it_imported_across_reloads(app, rp, issued, clock):
+def test_verification_keeps_the_keys_it_imported_across_reloads(rp, issued, clock):
     """A reload re-reads the rows but imports no key again: the private keys least of all
     (tens of milliseconds each)."""
     _, _, tokens = issued
@@ -162,7 +162,7 @@ def forged_tokens(token: str, jwks: dict) -> dict[str, str]:
     }
 
 
-def test_tokens_whose_header_picks_the_key_are_plain_invalid_tokens_everywhere(rp, issued, jwks):
+def test_tokens_whose_header_picks_the_key_are_plain_invalid_tokens_everywhere(rp, issued):
     client_id, secret, tokens = issued
     published = rp.get("/jwks.json").get_json()
     for name, forged in forged_tokens(tokens["access_token"], published).items():
