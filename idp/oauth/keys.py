@@ -171,6 +171,10 @@ def _reload(app) -> dict:
         "signing": {alg: (r.kid, _private_key(r)) for alg, r in private.items()},
     }
     _cache = data  # replaced whole, never emptied in place: readers hold a complete one
+    stored = {r.kid for r in rows}
+    for imported in (_imported_public, _imported_private):  # a key removed by hand leaves memory too
+        for kid in [kid for kid in imported if kid not in stored]:
+            imported.pop(kid, None)
     return data
 
 
@@ -210,7 +214,8 @@ def _key_for(kid: str, alg: str):
     if found is None:
         app = data["app"]
         with _reload_lock:  # threads meeting unknown kids together reload once between them
-            data = _cache if _cache and _cache["app"] is app else data
+            current = _cache  # one read: another thread may replace or empty it meanwhile
+            data = current if current and current["app"] is app else data
             if services().clock.time() - data["loaded_at"] >= UNKNOWN_KID_RELOAD_SECONDS:
                 data = _reload(app)
         found = data["by_kid"].get(kid)
