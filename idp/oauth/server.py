@@ -349,20 +349,30 @@ class EndSession(EndSessionEndpoint):
         return dict(claims)
 
     @staticmethod
-    def asked_by_own_client(end_session_request, account_sub: str | None, sid: str | None,
-                            now: float) -> bool:
-        """Whether the hint proves that the signed-in user's own relying party asks for this
-        logout, so that it may happen without confirmation (§2: the OP asks the user whether
-        to log out; §6: a logout request not proven so is a possible forgery). It proves that
-        when it names the signed-in account, its client is still enabled, and it is either
-        unexpired or from this very browser session (an expired one of another session could
-        be a token that leaked from somewhere)."""
+    def confirmation_needed(end_session_request, account, sid: str | None) -> str | None:
+        """Why the signed-in user must confirm this logout (a reason code for the page), or
+        None when the hint proves that the user's own relying party asks (§2: the OP asks the
+        user whether to log out; §6: a request not proven so is a possible forgery). It proves
+        that when it names the signed-in ``account``, its client is still enabled, and it is
+        either unexpired or from this very browser session ``sid`` (an expired one of another
+        session could be a token that leaked from somewhere)."""
         claims = end_session_request.id_token_claims
-        if not claims or account_sub is None or end_session_request.client is None:
-            return False
-        if claims.get("sub") != account_sub:
-            return False
-        return claims["exp"] > now or (sid is not None and claims.get("sid") == sid)
+        client = end_session_request.client
+        if not claims:
+            return "logout_confirm"
+        if account is None or claims.get("sub") != account.sub:
+            from idp import signals
+
+            signals.request_refused.send(
+                current_app._get_current_object(), subject=account.login_name if account else None,
+                outcome="refused", details={"reason": "logout_hint_of_another_user",
+                                            "client_id": client.client_id if client else None})
+            return "logout_hint_of_another_user"
+        if client is None:
+            return "logout_confirm"
+        if claims["exp"] > services().clock.time() or (sid is not None and claims.get("sid") == sid):
+            return None
+        return "logout_confirm"
 
     def end_session(self, end_session_request):
         from idp.oauth.sessions import end_current_session

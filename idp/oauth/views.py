@@ -352,8 +352,8 @@ def revoke():
 @csrf.exempt
 def end_session():
     """OpenID Connect RP-Initiated Logout 1.0. The logout happens at once only when the
-    id_token_hint proves that the signed-in user's own relying party asks (EndSession.
-    asked_by_own_client); otherwise the user confirms (button ``logout=yes``, §2 and §6: a GET
+    id_token_hint proves that the signed-in user's own relying party asks
+    (EndSession.confirmation_needed); otherwise the user confirms (button ``logout=yes``, §2 and §6: a GET
     anyone can make a browser send must not sign its user out). Redirection goes only to a
     post_logout_redirect_uri registered, exactly, by the hint's client (§3)."""
     try:
@@ -371,20 +371,11 @@ def end_session():
             return redirect(url_for("accounts.profile"))
     else:
         from idp.accounts.views import current_account
-
         from idp.oauth.server import EndSession
 
-        account = current_account()
-        if not EndSession.asked_by_own_client(req, account.sub if account else None, session.get("sid"),
-                                              services().clock.time()):
-            foreign = req.id_token_claims is not None and req.id_token_claims.get("sub") != (
-                account.sub if account else None)
-            if foreign:
-                signals.request_refused.send(
-                    current_app._get_current_object(), subject=account.login_name if account else None,
-                    outcome="refused", details={"reason": "logout_hint_of_another_user",
-                                                "client_id": req.client.client_id if req.client else None})
+        reason = EndSession.confirmation_needed(req, current_account(), session.get("sid"))
+        if reason:
             return render_template("login/logout.html", client=req.client, action=request.full_path,
-                                   reason="logout_hint_of_another_user" if foreign else "logout_confirm")
+                                   reason=reason)
     response = _server().create_endpoint_response("end_session", req)
     return response or render_template("oauth/logged_out.html", client=req.client)
