@@ -151,6 +151,8 @@ def forged_tokens(token: str, jwks: dict) -> dict[str, str]:
         "embedded_jwk_own_kid": by_evil(kid="evil", jwk=dict(evil_jwk, kid="evil")),
         "jku": by_evil(kid="evil", jku="http://127.0.0.1:9/jwks.json"),
         "x5u": by_evil(kid="evil", x5u="http://127.0.0.1:9/cert.pem"),
+        "alg_not_the_keys": with_header(token, alg="ES256", typ=header["typ"], kid=header["kid"]),
+        "alg_ps256": with_header(token, alg="PS256", typ=header["typ"], kid=header["kid"]),
         "kid_path": with_header(token, alg=header["alg"], typ=header["typ"], kid="../../../../etc/passwd"),
         "kid_sql": with_header(token, alg=header["alg"], typ=header["typ"], kid="x' OR '1'='1"),
         "kid_null_byte": with_header(token, alg=header["alg"], typ=header["typ"], kid=header["kid"] + "\x00"),
