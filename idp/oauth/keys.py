@@ -3,14 +3,23 @@
 Each algorithm (RS256, ES256) has one active key. A rotated key is retired but stays in the
 JWKS until every token it signed has expired (``publish_until``), so relying parties never
 meet a signature they cannot check.
+
+Every JWT the provider accepts back (access tokens at userinfo, introspection and revocation;
+``id_token_hint`` at the authorization and end-session endpoints) is verified by ``decode``
+here, and nowhere else: one place decides which key and which algorithm may check a token.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+import threading
 from datetime import timedelta
 
 from flask import current_app
+from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey, import_key
 
 from idp.extensions import db, services
@@ -18,7 +27,28 @@ from idp.models.oauth import SigningKey
 
 ALGORITHMS = ("RS256", "ES256")
 _CACHE_SECONDS = 30
+# A token naming a kid this process has not loaded reloads the keys only when the last load is
+# at least this old. Such a kid is normally a key another worker or `idp keys rotate` created a
+# moment ago; anyone can also send random ones, and each reload is two database queries and a
+# key-set import: without this bound a flood of random kids was a flood of reloads. Five
+# seconds bounds that to one reload per worker per five seconds, and a token of a brand-new key
+# waits at most that long in a worker that happened to reload just before the key appeared.
+UNKNOWN_KID_RELOAD_SECONDS = 5
 _cache: dict = {}
+_reload_lock = threading.Lock()
+# Imported keys by kid, kept across reloads: a reload re-reads the rows but never imports a
+# key it has imported before (an RSA private key costs tens of milliseconds to check).
+_imported_public: dict[str, object] = {}
+_imported_private: dict[str, object] = {}
+
+# Our kids are RFC 7638 thumbprints (base64url, 43 characters); anything else is refused
+# before any look-up, so a kid never reaches a query, a path or a log line unchecked.
+_KID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Header parameters that name or carry a key (RFC 7515 §4.1.2–4.1.7) or demand extensions we
+# do not implement (``crit``, §4.1.11). The provider never issues them; a token that has one
+# is someone's attempt to choose the key it is checked with.
+_FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256", "crit"})
+MAX_TOKEN_LENGTH = 8192
 
 
 def _generate(alg: str):
@@ -88,14 +118,32 @@ def invalidate() -> None:
     _cache = {}
 
 
+def _public_key(row: SigningKey):
+    key = _imported_public.get(row.kid)
+    if key is None:
+        key = _imported_public[row.kid] = import_key(row.public_jwk)
+    return key
+
+
+def _private_key(row: SigningKey):
+    key = _imported_private.get(row.kid)
+    if key is None:
+        key = _imported_private[row.kid] = import_key(json.loads(row.private_jwk))
+    return key
+
+
 def _load() -> dict:
     """Keys cached per process for a short while (other workers may rotate), and never past
     the moment a retired key must leave the JWKS — both on the provider's clock."""
-    global _cache
     app = current_app._get_current_object()
     fresh = _fresh_cache(app)
     if fresh is not None:
         return fresh
+    return _reload(app)
+
+
+def _reload(app) -> dict:
+    global _cache
     now_ts = services().clock.time()
     ensure_keys()
     now = services().clock.now()
@@ -104,16 +152,29 @@ def _load() -> dict:
     private = {r.alg: r for r in rows if r.active}
     leaving = [r.publish_until.timestamp() for r in published if not r.active and r.publish_until]
     jwks = {"keys": [r.public_jwk for r in published]}
+    previous = _cache
+    if previous and previous["app"] is app and previous["jwks"] == jwks:
+        # The same keys: the same key set object, so what was verified against it still counts
+        # (idp.oauth.server._verified).
+        keyset, by_kid = previous["verify"], previous["by_kid"]
+    else:
+        by_kid = {r.kid: (r.alg, _public_key(r)) for r in published}
+        keyset = KeySet([key for _, key in by_kid.values()])
     data = {
         "until": min([now_ts + _CACHE_SECONDS, *leaving]),
+        "loaded_at": now_ts,
         "app": app,
         "jwks": jwks,
         "jwks_json": json.dumps(jwks).encode(),
-        "verify": KeySet.import_key_set(jwks),
-        # Imported once: parsing and checking an RSA private key costs tens of milliseconds.
-        "signing": {alg: (r.kid, import_key(json.loads(r.private_jwk))) for alg, r in private.items()},
+        "verify": keyset,
+        "by_kid": by_kid,
+        "signing": {alg: (r.kid, _private_key(r)) for alg, r in private.items()},
     }
     _cache = data  # replaced whole, never emptied in place: readers hold a complete one
+    stored = {r.kid for r in rows}
+    for imported in (_imported_public, _imported_private):  # a key removed by hand leaves memory too
+        for kid in [kid for kid in imported if kid not in stored]:
+            imported.pop(kid, None)
     return data
 
 
@@ -140,14 +201,76 @@ def public_jwks_json() -> bytes:
     return _load()["jwks_json"]
 
 
-def verification_keys(kid: str | None = None) -> KeySet:
-    """The published keys; a ``kid`` this process has not seen yet (another worker rotated or
-    created keys a moment ago) reloads them once."""
-    keyset = _load()["verify"]
-    if kid is not None and all(key.kid != kid for key in keyset.keys):
-        invalidate()
-        keyset = _load()["verify"]
-    return keyset
+def verification_keys() -> KeySet:
+    """The published public keys (the same object until they change)."""
+    return _load()["verify"]
+
+
+def _key_for(kid: str, alg: str):
+    """(key set, the published public key ``kid`` for ``alg`` or None). A kid this process has
+    not loaded reloads the keys, at most once per UNKNOWN_KID_RELOAD_SECONDS."""
+    data = _load()
+    found = data["by_kid"].get(kid)
+    if found is None:
+        app = data["app"]
+        with _reload_lock:  # threads meeting unknown kids together reload once between them
+            current = _cache  # one read: another thread may replace or empty it meanwhile
+            data = current if current and current["app"] is app else data
+            if services().clock.time() - data["loaded_at"] >= UNKNOWN_KID_RELOAD_SECONDS:
+                data = _reload(app)
+        found = data["by_kid"].get(kid)
+    if found is None or found[0] != alg:
+        return data["verify"], None
+    return data["verify"], found[1]
+
+
+class InvalidToken(Exception):
+    """Not a JWT this provider signed (one reason for all: the caller answers invalid_token)."""
+
+
+def _header(token: str) -> dict:
+    try:
+        segment = token.split(".")[0]
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise InvalidToken("unreadable header") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("unreadable header")
+    return header
+
+
+def decode(token: str):
+    """``decode_against(token)`` without the key set."""
+    return decode_against(token)[0]
+
+
+def decode_against(token: str):
+    """(the token decoded, the key set it was checked against), or InvalidToken.
+
+    The header and claims of a JWT signed by one of the published keys, else InvalidToken.
+
+    The header only selects among our keys: its ``alg`` must be one we sign with (never
+    ``none``, never HS256 keyed by a public key: RFC 8725 §2.1, §3.1) and match the key its
+    ``kid`` names; a header that names or carries a key (``jku``, ``jwk``, ``x5u``, ``x5c``)
+    is refused (RFC 8725 §3.10). Claims (expiry, issuer, type) are the caller's to check.
+    """
+    if not isinstance(token, str) or token.count(".") != 2 or len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("not a compact JWS")
+    header = _header(token)
+    alg, kid = header.get("alg"), header.get("kid")
+    if alg not in ALGORITHMS or not isinstance(kid, str) or not _KID.fullmatch(kid) \
+            or _FORBIDDEN_HEADERS.intersection(header):
+        raise InvalidToken("header refused")
+    keyset, key = _key_for(kid, alg)
+    if key is None:
+        raise InvalidToken("unknown key")
+    try:
+        decoded = jwt.decode(token, key, algorithms=[alg])
+    except (JoseError, ValueError, TypeError) as error:
+        raise InvalidToken("bad signature") from error
+    if not isinstance(decoded.claims, dict):
+        raise InvalidToken("no claims")
+    return decoded, keyset
 
 
 def signing_key(alg: str | None = None):

@@ -7,8 +7,6 @@ tokens. Access tokens are JWTs per RFC 9068 with a unique ``jti`` each.
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 import threading
 
@@ -28,7 +26,6 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app
 from flask import request as flask_request
 from joserfc import jwt
-from joserfc.errors import JoseError
 
 from idp.extensions import db, services
 from idp.oauth import keys, storage
@@ -70,14 +67,6 @@ def access_token(client, grant_type, user, scope) -> str:
     return sign(claims, typ="at+jwt")
 
 
-def _kid_of(token: str) -> str | None:
-    try:
-        header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
-    except (ValueError, TypeError):
-        return None
-    return header.get("kid") if isinstance(header, dict) else None
-
-
 def verify_access_token(token: str) -> dict | None:
     """The claims of a valid, unrevoked access token of this provider, else None."""
     claims = decode_access_token(token)
@@ -90,8 +79,8 @@ def verify_access_token(token: str) -> dict | None:
 # they were checked against. A resource server asks about the same token again and again
 # (introspection, userinfo); parsing and verifying it was a fifth of userinfo's CPU
 # (bench/PROFILE.md). An entry counts only while that very key set is the current one (it is
-# reloaded at least every 30 s and at once on a rotation), and expiry and revocation are asked
-# at every use.
+# reloaded at least every 30 s and at once on a rotation, and stays the same object while the
+# published keys do not change), and expiry and revocation are asked at every use.
 _VERIFIED_MAX = 4096
 _verified: dict[str, tuple[object, dict]] = {}
 _verified_lock = threading.Lock()
@@ -100,16 +89,17 @@ _verified_lock = threading.Lock()
 def decode_access_token(token: str) -> dict | None:
     """The claims of an access token of this provider, signed, typed and unexpired, else None.
     Whether it was revoked is not asked here (``verify_access_token`` does)."""
-    if not token or token.count(".") != 2 or len(token) > 8192:
+    if not token or token.count(".") != 2 or len(token) > keys.MAX_TOKEN_LENGTH:
         return None
+    keyset = keys.verification_keys()
     seen = _verified.get(token)
-    if seen is not None and seen[0] is keys.verification_keys():
+    if seen is not None and seen[0] is keyset:
         claims = seen[1]
     else:
-        keyset = keys.verification_keys(_kid_of(token))
-        claims = _verified_claims(token, keyset)
-        if claims is None:
+        checked = _verified_claims(token)
+        if checked is None:
             return None
+        claims, keyset = checked
         with _verified_lock:
             if len(_verified) >= _VERIFIED_MAX:
                 _verified.pop(next(iter(_verified)))
@@ -119,16 +109,17 @@ def decode_access_token(token: str) -> dict | None:
     return dict(claims)
 
 
-def _verified_claims(token: str, keyset) -> dict | None:
+def _verified_claims(token: str) -> tuple[dict, object] | None:
+    """(claims, the key set they were checked against) of a signed access token, else None."""
     try:
-        decoded = jwt.decode(token, keyset, algorithms=list(keys.ALGORITHMS))
-    except (JoseError, ValueError, TypeError):
+        decoded, keyset = keys.decode_against(token)
+    except keys.InvalidToken:
         return None
     claims = decoded.claims
     if (decoded.header.get("typ") != "at+jwt" or claims.get("iss") != current_app.config["ISSUER"]
             or not isinstance(claims.get("exp"), int)):
         return None
-    return claims
+    return claims, keyset
 
 
 def _expires_in(client, grant_type) -> int:
@@ -344,11 +335,44 @@ class EndSession(EndSessionEndpoint):
         return self.server.query_client(aud) if isinstance(aud, str) else None
 
     def _validate_id_token_hint(self, id_token_hint):
-        # RP-Initiated Logout §2: the OP MUST validate that it issued the ID token.
-        claims = super()._validate_id_token_hint(id_token_hint)
-        if claims.get("iss") != current_app.config["ISSUER"]:
-            raise InvalidRequestError("'id_token_hint' was not issued by this provider")
-        return claims
+        """RP-Initiated Logout §2: the OP MUST validate that it issued the ID token — by our
+        own keys, through the same guarded path as every token (keys.decode) — and SHOULD
+        accept it past its ``exp``. An access or logout token is not an ID token."""
+        try:
+            decoded = keys.decode(id_token_hint)
+        except keys.InvalidToken:
+            raise InvalidRequestError("'id_token_hint' is not an ID token of this provider") from None
+        claims = decoded.claims
+        if (claims.get("iss") != current_app.config["ISSUER"] or decoded.header.get("typ") != "JWT"
+                or not isinstance(claims.get("sub"), str) or not isinstance(claims.get("exp"), int)):
+            raise InvalidRequestError("'id_token_hint' is not an ID token of this provider")
+        return dict(claims)
+
+    @staticmethod
+    def confirmation_needed(end_session_request, account, sid: str | None) -> str | None:
+        """Why the signed-in user must confirm this logout (a reason code for the page), or
+        None when the hint proves that the user's own relying party asks (§2: the OP asks the
+        user whether to log out; §6: a request not proven so is a possible forgery). It proves
+        that when it names the signed-in ``account``, its client is still enabled, and it is
+        either unexpired or from this very browser session ``sid`` (an expired one of another
+        session could be a token that leaked from somewhere)."""
+        claims = end_session_request.id_token_claims
+        client = end_session_request.client
+        if not claims:
+            return "logout_confirm"
+        if account is None or claims.get("sub") != account.sub:
+            from idp import signals
+
+            signals.request_refused.send(
+                current_app._get_current_object(), subject=account.login_name if account else None,
+                outcome="refused", details={"reason": "logout_hint_of_another_user",
+                                            "client_id": client.client_id if client else None})
+            return "logout_hint_of_another_user"
+        if client is None:
+            return "logout_confirm"
+        if claims["exp"] > services().clock.time() or (sid is not None and claims.get("sid") == sid):
+            return None
+        return "logout_confirm"
 
     def end_session(self, end_session_request):
         from idp.oauth.sessions import end_current_session

@@ -215,12 +215,9 @@ def _hint_mismatch(req, account) -> bool:
     hint = req.values.get("id_token_hint")
     if not hint:
         return False
-    from joserfc import jwt
-    from joserfc.errors import JoseError
-
     try:
-        claims = jwt.decode(hint, keys.verification_keys(), algorithms=list(keys.ALGORITHMS)).claims
-    except (JoseError, ValueError, TypeError):
+        claims = keys.decode(hint).claims
+    except keys.InvalidToken:
         raise InvalidRequestError("'id_token_hint' is not a valid ID token of this provider") from None
     if claims.get("iss") != current_app.config["ISSUER"]:
         raise InvalidRequestError("'id_token_hint' was not issued by this provider")
@@ -354,22 +351,31 @@ def revoke():
 @bp.route("/end-session", methods=["GET", "POST"])
 @csrf.exempt
 def end_session():
-    """OpenID Connect RP-Initiated Logout 1.0. With a valid id_token_hint the logout happens at
-    once; without one the user confirms (button ``logout=yes``) — §6: a hint-less request
-    could be a forged one."""
+    """OpenID Connect RP-Initiated Logout 1.0. The logout happens at once only when the
+    id_token_hint proves that the signed-in user's own relying party asks
+    (EndSession.confirmation_needed); otherwise the user confirms (button ``logout=yes``, §2 and §6: a GET
+    anyone can make a browser send must not sign its user out). Redirection goes only to a
+    post_logout_redirect_uri registered, exactly, by the hint's client (§3)."""
     try:
         req = _server().validate_endpoint_request("end_session")
     except OAuth2Error as error:
         return render_template("oauth/error.html", error=error.error,
                                description=error.description or ""), 400
     if not session.get("account_id"):
+        # Nothing to end; only the hint's own client may have its registered address back.
         return redirect(req.redirect_uri) if req.redirect_uri else \
             render_template("oauth/logged_out.html", client=req.client)
     if "logout" in request.form:  # our own confirmation page
         csrf.protect()
         if request.form.get("logout") != "yes":
             return redirect(url_for("accounts.profile"))
-    elif req.needs_confirmation:
-        return render_template("login/logout.html", client=req.client, action=request.full_path)
+    else:
+        from idp.accounts.views import current_account
+        from idp.oauth.server import EndSession
+
+        reason = EndSession.confirmation_needed(req, current_account(), session.get("sid"))
+        if reason:
+            return render_template("login/logout.html", client=req.client, action=request.full_path,
+                                   reason=reason)
     response = _server().create_endpoint_response("end_session", req)
     return response or render_template("oauth/logged_out.html", client=req.client)

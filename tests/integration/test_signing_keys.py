@@ -3,8 +3,11 @@ has not loaded yet."""
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
+
+import pytest
 
 from idp.extensions import db
 from idp.models.oauth import SigningKey
@@ -27,12 +30,25 @@ def test_keys_created_by_racing_workers_converge_on_the_oldest_and_the_others_st
     assert {first, second} <= published
 
 
-def test_an_unknown_kid_reloads_the_published_keys_once(app):
+def _signed_by(row: SigningKey) -> str:
+    from joserfc import jwt
+    from joserfc.jwk import import_key
+
+    return jwt.encode({"alg": row.alg, "kid": row.kid, "typ": "JWT"}, {"sub": "x"},
+                      import_key(json.loads(row.private_jwk)), algorithms=[row.alg])
+
+
+def test_a_kid_another_worker_created_verifies_once_the_reload_interval_has_passed(app, clock):
     keys.ensure_keys()
     keys.public_jwks()  # this process has loaded its keys
-    new = keys._create("ES256").kid  # another worker rotates
+    row = keys._create("ES256")  # another worker rotates
     db.session.commit()
-    assert new in {k.kid for k in keys.verification_keys(new).keys}
+    token = _signed_by(row)
+    with pytest.raises(keys.InvalidToken):  # loaded a moment ago: not reloaded for this kid yet
+        keys.decode(token)
+    clock.advance(keys.UNKNOWN_KID_RELOAD_SECONDS)
+    assert keys.decode(token).claims == {"sub": "x"}
+    assert row.kid in {k.kid for k in keys.verification_keys().keys}
 
 
 def test_readers_never_see_a_half_reloaded_key_cache(app):
