@@ -7,7 +7,7 @@ import re
 from idp.admin import staff as staff_service
 from idp.extensions import db
 from idp.models.audit import AuditEvent
-from tests.admin.conftest import STAFF_PASSWORD, current_code, enrol, sign_in
+from tests.admin.conftest import STAFF_PASSWORD, current_code, enrol, password_step, sign_in
 from tests.conftest import csrf_token, session_data
 
 
@@ -67,15 +67,13 @@ def test_sign_in_needs_the_password_and_then_a_totp_code(app, client, clock):
 
 def test_the_password_alone_does_not_open_the_console(app, client, clock):
     staff = enrol(app, clock, "wang_admin", "superadmin")
-    token = csrf_token(client, "/admin/login")
-    client.post("/admin/login", data={"csrf_token": token, "login": staff.login, "password": STAFF_PASSWORD})
+    password_step(app, client, staff.login)
     assert client.get("/admin/").status_code == 302
 
 
 def test_a_wrong_totp_code_is_refused(app, client, clock):
     staff = enrol(app, clock, "wang_admin", "superadmin")
-    token = csrf_token(client, "/admin/login")
-    client.post("/admin/login", data={"csrf_token": token, "login": staff.login, "password": STAFF_PASSWORD})
+    password_step(app, client, staff.login)
     wrong = f"{(int(current_code(app, staff)) + 1) % 1000000:06d}"
     response = client.post("/admin/login/code", data={"csrf_token": csrf_token(client, "/admin/login/code"),
                                                       "code": wrong})
@@ -89,8 +87,7 @@ def test_a_totp_code_cannot_be_replayed_within_its_window(app, client, clock):
     code = current_code(app, staff)
     for attempt in range(2):
         c = app.test_client()
-        token = csrf_token(c, "/admin/login")
-        c.post("/admin/login", data={"csrf_token": token, "login": staff.login, "password": STAFF_PASSWORD})
+        password_step(app, c, staff.login)
         response = c.post("/admin/login/code", data={"csrf_token": csrf_token(c, "/admin/login/code"),
                                                      "code": code})
         assert response.status_code == (302 if attempt == 0 else 401)
@@ -101,8 +98,7 @@ def test_a_recovery_code_works_once(app, client, clock):
     codes = staff_service.complete_enrolment(staff, STAFF_PASSWORD, current_code(app, staff))
     for expected in (302, 401):
         c = app.test_client()
-        t = csrf_token(c, "/admin/login")
-        c.post("/admin/login", data={"csrf_token": t, "login": staff.login, "password": STAFF_PASSWORD})
+        password_step(app, c, staff.login)
         response = c.post("/admin/login/code", data={"csrf_token": csrf_token(c, "/admin/login/code"),
                                                      "code": codes[0]})
         assert response.status_code == expected
@@ -111,20 +107,15 @@ def test_a_recovery_code_works_once(app, client, clock):
 def test_five_wrong_passwords_lock_the_staff_account(app, client, clock):
     staff = enrol(app, clock, "wang_admin", "superadmin")
     for _ in range(5):
-        token = csrf_token(client, "/admin/login")
-        response = client.post("/admin/login", data={"csrf_token": token, "login": staff.login,
-                                                     "password": "Wrong-pass-1"})
+        response = password_step(app, client, staff.login, "Wrong-pass-1")
     assert 'data-reason="account_locked"' in response.get_data(as_text=True)
-    token = csrf_token(client, "/admin/login")
-    response = client.post("/admin/login", data={"csrf_token": token, "login": staff.login,
-                                                 "password": STAFF_PASSWORD})
+    response = password_step(app, client, staff.login)
     assert 'data-reason="account_locked"' in response.get_data(as_text=True)
 
 
 def test_sign_ins_and_failures_are_audited(app, client, clock):
     staff = enrol(app, clock, "wang_admin", "superadmin")
-    token = csrf_token(client, "/admin/login")
-    client.post("/admin/login", data={"csrf_token": token, "login": staff.login, "password": "Wrong-pass-1"})
+    password_step(app, client, staff.login, "Wrong-pass-1")
     sign_in(app, client, clock, staff)
     events = [e.event for e in db.session.query(AuditEvent).order_by(AuditEvent.id)]
     assert "staff_login_failed" in events and "staff_login_succeeded" in events and "staff_enrolled" in events
