@@ -8,7 +8,8 @@ A login name that matches no account is answered exactly like one that does: the
 is checked, its failures are counted under the name's keyed hash with the same thresholds, and
 at the fifth it is "locked" until the same time an account would be. Its counter and lock are
 consulted only while no account holds the name, so they never lock a real account: an account
-registered under a name meanwhile starts with its own, empty counter.
+registered under a name meanwhile starts with its own, empty counter. The store keys them by
+the same keyed hash the audit log shows (``idp.audit.unknown_name``), never by the typed text.
 """
 
 from __future__ import annotations
@@ -69,12 +70,6 @@ def count_address_failure(address: str) -> None:
     _address_failures().hit(address)
 
 
-def name_ident(typed_key: str) -> str:
-    """A typed name's identity in the store: the same keyed hash the audit log shows (the
-    store keeps no typed ID numbers either)."""
-    return unknown_name(typed_key)
-
-
 def _lock_key(account: Account) -> str:
     return _accounts().lock_key(str(account.id))
 
@@ -93,7 +88,7 @@ def authenticate(account_type: str, login_name_key: str, password: str, address:
         return _failed(AuthOutcome("address_throttled", find_account(login_name_key), until=until), login_name_key)
 
     account = find_account(login_name_key)
-    until = locked_until(account) if account is not None else _unknown_names().locked_until(name_ident(login_name_key))
+    until = locked_until(account) if account is not None else _unknown_names().locked_until(unknown_name(login_name_key))
     if until is not None:
         return _failed(AuthOutcome("account_locked", account, until=until), login_name_key)
 
@@ -101,7 +96,7 @@ def authenticate(account_type: str, login_name_key: str, password: str, address:
     if not hashing.verify(account.password_hash if account else None, password):
         count_address_failure(address)
         if account is None:
-            until = _unknown_names().fail(name_ident(login_name_key))
+            until = _unknown_names().fail(unknown_name(login_name_key))
             if until is not None:
                 return _locked(AuthOutcome("account_locked", until=until), login_name_key)
             return _failed(AuthOutcome("invalid_credentials"), login_name_key)
