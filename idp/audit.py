@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import g, has_app_context, has_request_context, request, session
 from sqlalchemy import insert
 
-from idp.extensions import db
+from idp.extensions import db, services
 from idp.models.audit import AuditEvent
 from idp.signals import SECURITY_EVENTS
 
@@ -21,6 +21,18 @@ def client_address() -> str | None:
     if has_request_context():
         return request.remote_addr
     return g.get("client_address") if has_app_context() else None
+
+
+UNKNOWN_NAME_PREFIX = "unknown:"
+
+
+def unknown_name(typed: str) -> str:
+    """How the log names a typed login name that matches no account: a keyed hash of its
+    normalised form (``UNKNOWN_NAME_PREFIX`` + hex), never the text. People type phone
+    numbers and ID numbers into the login name field; the hash still lets staff find every
+    attempt on one name (the console's subject filter hashes what it is given) and see
+    repeated guesses, without the log holding the personal data."""
+    return UNKNOWN_NAME_PREFIX + services().keyring.index(typed, "typed_login_name")
 
 
 def record(event: str, outcome: str, subject=None, actor=None, details=None, commit: bool = True) -> None:

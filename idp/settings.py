@@ -93,6 +93,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOGIN_FAILURE_WINDOW", 900, "seconds over which failed passwords are counted", int),
     Setting("LOGIN_LOCK_SECONDS", 900, "seconds an account stays locked", int),
     Setting("LOGIN_MAX_FAILURES_PER_ADDRESS", 30, "failures one client address may make per window", int),
+    Setting("REGISTRATION_MAX_REFUSALS_PER_ADDRESS", 20,
+            "refused registrations (wrong code, taken name or document, invalid form) one client address may "
+            "make per window before registration is refused to it at once: each refusal answers a question", int),
+    Setting("REGISTRATION_REFUSAL_WINDOW", 3600, "seconds over which refused registrations are counted", int),
     Setting("SESSION_LIFETIME", 28800, "seconds a sign-in session lives without activity", int),
     Setting("ANONYMOUS_SESSION_LIFETIME", 1800, "seconds a session without a sign-in lives without activity",
             int),

@@ -21,7 +21,8 @@ from idp.models.accounts import ACTIVE, LEGAL, NATURAL, PENDING_REVIEW, Account
 from idp.models.cases import REGISTRATION, ReviewCase
 from idp.security import identifiers
 from idp.security.passwords import password_problem
-from idp.security.sms_codes import code_rejected, spend_code, verify_code
+from idp.security.ratelimit import Limit
+from idp.security.sms_codes import code_rejected, count_failed_use, spend_code, verify_code
 
 SMS_PURPOSE_REGISTER = "register"
 
@@ -34,6 +35,10 @@ REASONS = (
     "password_too_short", "password_too_long", "password_too_simple", "password_equals_login_name",
     "password_unchanged", "sms_code_missing_or_expired", "sms_code_wrong",
 )
+
+
+# The uniqueness rules: named only to a caller who has proven the phone's code (``register``).
+CLASH_REASONS = ("login_name_taken", "uscc_taken", "document_taken")
 
 
 class FieldError(Exception):
@@ -213,15 +218,15 @@ def create_account(account_type: str, login_name: str, password: str, *,
 def register(account_type: str, fields: dict, sms_code: str) -> Account:
     """A registration from the public pages: the reserved phone is confirmed by SMS code.
 
-    The code is checked first but spent only once the account's row is in (every uniqueness
-    rule held), just before the commit: whoever loses a race, or meets a duplicate that
-    only the database caught, keeps a code that still works. Spending is atomic, so of two
-    registrations with one code only one commits.
+    The code (which only a solved captcha can have sent) is checked before any uniqueness
+    rule runs: without it nobody learns whether a login name, USCC or document is taken. A
+    clash found with a right code counts as a failed use of that code (``count_failed_use``),
+    so one SMS answers at most SMS_CODE_MAX_ATTEMPTS such questions.
+
+    The code is spent only once the account's row is in (every uniqueness rule held), just
+    before the commit: whoever loses a race, or meets a duplicate, keeps a code that still
+    works. Spending is atomic, so of two registrations with one code only one commits.
     """
-    doc_key = None
-    if account_type == NATURAL and fields.get("document_type") and fields.get("document_number"):
-        doc_key = document_key(fields["document_type"], fields["document_number"])
-    _raise_clash(login_name_key(normalise_login_name(fields["login_name"])), fields.get("uscc") or None, doc_key)
     phone = fields["phone"]
     problem = verify_code(phone, SMS_PURPOSE_REGISTER, sms_code)
     if problem:
@@ -240,6 +245,28 @@ def register(account_type: str, fields: dict, sms_code: str) -> Account:
         # Announced only now, after the rollback: the audit log commits its own write.
         code_rejected(phone, SMS_PURPOSE_REGISTER, gone.reason)
         raise FieldError(gone.field, gone.reason) from None
+    except FieldError as refused:
+        if refused.reason in CLASH_REASONS:
+            count_failed_use(phone, SMS_PURPOSE_REGISTER, refused.reason)
+        raise
+
+
+def registration_retry_after(address: str) -> int:
+    """Seconds until ``address`` may register again (0: now). Refused registrations are
+    counted per client address (``count_refused_registration``): each one answers a
+    question (is this code right, is this name or document taken), so a flood of them is
+    stopped before it reaches the checks."""
+    limit = _refusals_per_address()
+    return limit.retry_after(address) if limit.exceeded(address) else 0
+
+
+def count_refused_registration(address: str) -> None:
+    _refusals_per_address().hit(address)
+
+
+def _refusals_per_address() -> Limit:
+    cfg = current_app.config
+    return Limit("register_address", cfg["REGISTRATION_MAX_REFUSALS_PER_ADDRESS"], cfg["REGISTRATION_REFUSAL_WINDOW"])
 
 
 _PROFILE_FIELDS = {

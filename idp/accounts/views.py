@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from functools import wraps
 
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -19,7 +21,7 @@ from idp.accounts.forms import (
 )
 from idp.accounts.profile import profile_rows
 from idp.audit import client_address
-from idp.extensions import db
+from idp.extensions import db, services
 from idp.login import captcha
 from idp.models.accounts import LEGAL, NATURAL, PENDING_REVIEW, Account
 from idp.security.sms_codes import send_code
@@ -30,12 +32,16 @@ bp = Blueprint("accounts", __name__)
 # gets GENERIC_FIELD_MESSAGE, never the raw code.
 FIELD_MESSAGES = {
     "unknown_account_type": _l("Please choose the type of account."),
-    "login_name_taken": _l("This login name is already registered. Please choose another one."),
+    # The three uniqueness rules are named only after the SMS code was proven (service.register),
+    # in words that tell the person what to do without describing someone else's account.
+    "login_name_taken": _l("This login name is not available. Please choose another one."),
     "invalid_login_name": _l("A login name has 4–64 letters, digits, Chinese characters or _ . @ -."),
-    "uscc_taken": _l("A unit with this unified social credit code is already registered. "
-                     "Please sign in with that account or recover its password."),
-    "document_taken": _l("This document is already registered. "
-                         "Please sign in with that account or recover its password."),
+    "uscc_taken": _l("This unified social credit code cannot be used for this account. If your unit has "
+                     "registered before, please sign in on the legal-entity tab or recover the password; "
+                     "otherwise please contact the help desk."),
+    "document_taken": _l("This document cannot be used for this account. If you have registered before, please "
+                         "sign in with that account or recover its password; otherwise please contact the help "
+                         "desk."),
     "document_number_required": _l("The document type has changed: please enter the document number again."),
     "document_type_region_mismatch": _l("This document type does not fit the identity region."),
     "birth_date_mismatch": _l("The birth date does not match the resident identity card number."),
@@ -107,21 +113,32 @@ def register(account_type: str):
     if account_type not in FORMS:
         abort(404)
     form = FORMS[account_type]()
-    if request.method == "POST":
-        if form.validate():
-            fields = {name: f.data for name, f in form._fields.items()
-                      if name not in {"csrf_token", "password_confirm", "sms_code"}}
-            try:
-                account = service.register(account_type, fields, form.sms_code.data)
-            except service.FieldError as error:
-                form.error(error.field, field_message(error.reason))
-            else:
-                session["registered"] = {"login_name": account.login_name,
-                                         "account_type": account.account_type,
-                                         "pending": account.status == PENDING_REVIEW}
-                return redirect(url_for("accounts.registered"))
-        return render_template("accounts/register.html", form=form, account_type=account_type), 400
-    return render_template("accounts/register.html", form=form, account_type=account_type)
+    if request.method == "GET":
+        return render_template("accounts/register.html", form=form, account_type=account_type)
+    address = client_address() or "-"
+    wait = service.registration_retry_after(address)
+    if wait:
+        # Refused before anything is checked, and not counted again: a flood learns nothing.
+        until = format_datetime(datetime.fromtimestamp(services().clock.time() + wait, tz=timezone.utc),
+                                "yyyy-MM-dd HH:mm:ss")
+        message = _("Too many refused registrations from your network. Please try again after %(until)s.",
+                    until=until)
+        return render_template("accounts/register.html", form=form, account_type=account_type,
+                               message=message, reason="registration_throttled"), 429, {"Retry-After": str(wait)}
+    if form.validate():
+        fields = {name: f.data for name, f in form._fields.items()
+                  if name not in {"csrf_token", "password_confirm", "sms_code"}}
+        try:
+            account = service.register(account_type, fields, form.sms_code.data)
+        except service.FieldError as error:
+            form.error(error.field, field_message(error.reason))
+        else:
+            session["registered"] = {"login_name": account.login_name,
+                                     "account_type": account.account_type,
+                                     "pending": account.status == PENDING_REVIEW}
+            return redirect(url_for("accounts.registered"))
+    service.count_refused_registration(address)
+    return render_template("accounts/register.html", form=form, account_type=account_type), 400
 
 
 @bp.post("/register/send-code")

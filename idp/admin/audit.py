@@ -30,7 +30,9 @@ from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 
 from idp import signals
+from idp.accounts.names import login_name_key, normalise_login_name
 from idp.admin.access import current_staff, staff_required
+from idp.audit import UNKNOWN_NAME_PREFIX, unknown_name
 from idp.extensions import db, services
 from idp.forms import BaseForm
 from idp.models.audit import AuditEvent
@@ -133,9 +135,9 @@ def _where(f: AuditFilter) -> list:
     if f.outcome:
         conditions.append(AuditEvent.outcome == f.outcome)
     if f.subject:
-        conditions.append(sa.func.lower(AuditEvent.subject) == f.subject.lower())
+        conditions.append(sa.func.lower(AuditEvent.subject).in_(_as_logged(f.subject)))
     if f.actor:
-        conditions.append(sa.func.lower(AuditEvent.actor) == f.actor.lower())
+        conditions.append(sa.func.lower(AuditEvent.actor).in_(_as_logged(f.actor)))
     if f.client_address:
         conditions.append(AuditEvent.client_address == f.client_address)
     if f.date_from:
@@ -143,6 +145,33 @@ def _where(f: AuditFilter) -> list:
     if f.date_to:
         conditions.append(AuditEvent.time < start_of_day(f.date_to + timedelta(days=1)))
     return conditions
+
+
+def _as_logged(typed: str) -> list[str]:
+    """What the log may hold for a name typed into a filter: the name itself, or, when it
+    matched no account at the time, its keyed hash (``idp.audit.unknown_name``); so staff
+    find attempts on an unknown name by typing it, and the log never needed to keep it."""
+    return [typed.lower(), unknown_name(login_name_key(normalise_login_name(typed)))]
+
+
+def _filter_for_the_log(f: AuditFilter) -> dict[str, str]:
+    """The filters an export records in its own audit event: a subject or actor filter that
+    names no account or staff member (a phone or ID number typed to look for mistyped
+    logins) is recorded as its keyed hash, like the events it looks for."""
+    params = f.params()
+    for name in ("subject", "actor"):
+        value = params.get(name)
+        if value and not value.startswith(UNKNOWN_NAME_PREFIX) and not _names_someone(value):
+            params[name] = unknown_name(login_name_key(normalise_login_name(value)))
+    return params
+
+
+def _names_someone(value: str) -> bool:
+    from idp.accounts.service import find_account
+    from idp.admin.staff import find as find_staff
+
+    return (find_account(login_name_key(normalise_login_name(value))) is not None
+            or find_staff(value) is not None)
 
 
 def _newest_first(f: AuditFilter):
@@ -203,7 +232,7 @@ def csv_lines(f: AuditFilter) -> Iterator[str]:
 
 def record_export(f: AuditFilter, actor: str, rows: int) -> None:
     signals.staff_action.send(current_app._get_current_object(), subject=actor, actor=actor, outcome="success",
-                              details={"action": "audit_exported", "filters": f.params(), "rows": rows})
+                              details={"action": "audit_exported", "filters": _filter_for_the_log(f), "rows": rows})
 
 
 # --- pages ----------------------------------------------------------------------------------

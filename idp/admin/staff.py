@@ -16,10 +16,12 @@ import pyotp
 from flask import current_app
 
 from idp import signals
+from idp.audit import unknown_name
+from idp.login import handlers
 from idp.extensions import db, services
 from idp.models.staff import ROLES, StaffUser
 from idp.security.passwords import password_problem
-from idp.security.ratelimit import Limit
+from idp.security.ratelimit import Limit, Lockout
 
 TOTP_ISSUER = "科技部政务服务平台"
 RECOVERY_CODES = 10
@@ -36,17 +38,26 @@ def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def _failures() -> Limit:
+def _staff_lockout() -> Lockout:
     cfg = current_app.config
-    return Limit("staff_login", cfg["LOGIN_MAX_FAILURES"], cfg["LOGIN_FAILURE_WINDOW"])
+    return Lockout(Limit("staff_login", cfg["LOGIN_MAX_FAILURES"], cfg["LOGIN_FAILURE_WINDOW"]),
+                   "staff", cfg["LOGIN_LOCK_SECONDS"])
 
 
-def _lock_key(staff: StaffUser) -> str:
-    return f"lock:staff:{staff.id}"
+def _unknown_names() -> Lockout:
+    """Names that match no staff member: counted and locked with the same thresholds, under
+    the name's keyed hash, and consulted only while no staff member holds the name."""
+    cfg = current_app.config
+    return Lockout(Limit("staff_name", cfg["LOGIN_MAX_FAILURES"], cfg["LOGIN_FAILURE_WINDOW"]),
+                   "staff_name", cfg["LOGIN_LOCK_SECONDS"])
+
+
+def _normalise(login: str) -> str:
+    return (login or "").strip().lower()
 
 
 def find(login: str) -> StaffUser | None:
-    return db.session.execute(db.select(StaffUser).filter_by(login=login.strip().lower())).scalar_one_or_none()
+    return db.session.execute(db.select(StaffUser).filter_by(login=_normalise(login))).scalar_one_or_none()
 
 
 def create(login: str, role: str, name: str | None = None, created_by: str = "cli") -> tuple[StaffUser, str]:
@@ -149,29 +160,41 @@ def _accept_totp(staff: StaffUser, code: str) -> bool:
 
 
 def locked_until(staff: StaffUser) -> datetime | None:
-    raw = services().store.get(_lock_key(staff))
-    return datetime.fromtimestamp(float(raw), tz=timezone.utc) if raw else None
+    return _staff_lockout().locked_until(str(staff.id))
 
 
 def _failed(staff: StaffUser | None, login: str, reason: str) -> StaffError:
-    signals.staff_login_failed.send(current_app._get_current_object(), subject=login, outcome="failure",
+    """Count the failure (the member's, or the unknown name's) and announce it; the audit
+    log names an unknown name only by its keyed hash."""
+    login = _normalise(login)
+    subject = staff.login if staff is not None else unknown_name(login)
+    signals.staff_login_failed.send(current_app._get_current_object(), subject=subject, outcome="failure",
                                     details={"reason": reason})
-    if staff is not None and _failures().hit(str(staff.id)) >= _failures().maximum:
-        cfg = current_app.config
-        until = services().clock.time() + cfg["LOGIN_LOCK_SECONDS"]
-        services().store.set(_lock_key(staff), str(until).encode(), cfg["LOGIN_LOCK_SECONDS"])
-        _failures().reset(str(staff.id))
-        return StaffError("account_locked", datetime.fromtimestamp(until, tz=timezone.utc))
+    until = (_staff_lockout().fail(str(staff.id)) if staff is not None
+             else _unknown_names().fail(unknown_name(login)))
+    if until is not None:
+        return StaffError("account_locked", until)
     return StaffError(reason)
 
 
-def check_password(login: str, password: str) -> StaffUser:
-    """First factor. Raises StaffError(invalid_credentials | account_locked | not_enrolled)."""
+def check_password(login: str, password: str, address: str = "-") -> StaffUser:
+    """First factor. Raises StaffError(address_throttled | account_locked | invalid_credentials
+    | not_enrolled).
+
+    The same door as the citizens' sign-in: failures per client address are counted with
+    theirs (``handlers.address_throttled_until``), and a name that matches no staff member,
+    or a disabled one, is answered like a wrong password for an enrolled one, after the same
+    argon2 check against the dummy hash, with the same counters and lock."""
+    if (until := handlers.address_throttled_until(address)) is not None:
+        raise StaffError("address_throttled", until)
     staff = find(login)
-    if staff is not None and (until := locked_until(staff)):
+    until = (locked_until(staff) if staff is not None
+             else _unknown_names().locked_until(unknown_name(_normalise(login))))
+    if until is not None:
         raise StaffError("account_locked", until)
     ok = services().passwords.verify(staff.password_hash if staff else None, password)
     if not ok or staff is None or staff.disabled:
+        handlers.count_address_failure(address)
         raise _failed(staff, login, "invalid_credentials")
     if not staff.totp_enabled:
         raise StaffError("not_enrolled")
@@ -193,7 +216,7 @@ def check_second_factor(staff: StaffUser, code: str) -> str:
         raise _failed(staff, staff.login, "totp_wrong")
     staff.last_login_at = services().clock.now()
     db.session.commit()
-    _failures().reset(str(staff.id))
+    _staff_lockout().clear_failures(str(staff.id))
     signals.staff_login_succeeded.send(current_app._get_current_object(), subject=staff.login,
                                        actor=staff.login, details={"method": method})
     return method

@@ -15,7 +15,10 @@ from idp.admin import dashboard
 from idp.admin import staff as staff_service
 from idp.admin.access import ROLE_LABELS, SEEN_KEY, STAFF_KEY, can, current_staff, staff_required
 from idp.extensions import db, services
+from idp.audit import client_address
 from idp.forms import BaseForm
+from idp.login import captcha
+from idp.login.forms import captcha_field
 from idp.login.views import safe_return_to
 from idp.models.staff import StaffUser
 
@@ -24,6 +27,7 @@ PENDING_KEY = "staff_pending"
 
 MESSAGES = {
     "invalid_credentials": _l("The login name or password is wrong."),
+    "captcha_wrong": _l("The captcha is wrong or has expired. Please enter the new one."),
     "not_enrolled": _l("This staff account has not been enrolled yet. Use your enrolment link."),
     "totp_wrong": _l("The code is wrong or was already used. Enter the current code from your authenticator."),
     "password_too_short": _l("The password must be at least 8 characters long."),
@@ -38,6 +42,7 @@ class StaffLoginForm(BaseForm):
                         render_kw={"autocomplete": "username"})
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=128)],
                              render_kw={"autocomplete": "current-password"})
+    captcha = captcha_field()
 
 
 class SecondFactorForm(BaseForm):
@@ -59,6 +64,9 @@ def _message(error: staff_service.StaffError) -> str:
     if error.reason == "account_locked":
         return _("Too many failed attempts: this staff account is locked until %(until)s.",
                  until=format_datetime(error.until, "yyyy-MM-dd HH:mm:ss"))
+    if error.reason == "address_throttled":
+        return _("Too many failed sign-ins from your network. Please try again after %(until)s.",
+                 until=format_datetime(error.until, "yyyy-MM-dd HH:mm:ss"))
     return str(MESSAGES.get(error.reason, error.reason))
 
 
@@ -67,16 +75,24 @@ def login():
     form = StaffLoginForm()
     error = None
     if request.method == "POST" and form.validate():
-        try:
-            staff = staff_service.check_password(form.login.data, form.password.data)
-        except staff_service.StaffError as exc:
-            error = exc
+        # The captcha comes first, as on the citizens' login page: a script without the
+        # answer reaches neither the password check nor the counters.
+        if captcha.enabled() and not captcha.passes("staff", form.captcha.data):
+            error = staff_service.StaffError("captcha_wrong")
+            form.error("captcha", str(MESSAGES["captcha_wrong"]))
         else:
-            session.regenerate()
-            session[PENDING_KEY] = staff.id
-            session.pop(STAFF_KEY, None)
-            return redirect(url_for("admin.second_factor", next=request.args.get("next")))
-    status = 401 if error else (400 if request.method == "POST" else 200)
+            try:
+                staff = staff_service.check_password(form.login.data, form.password.data, client_address() or "-")
+            except staff_service.StaffError as exc:
+                error = exc
+            else:
+                session.regenerate()
+                session[PENDING_KEY] = staff.id
+                session.pop(STAFF_KEY, None)
+                return redirect(url_for("admin.second_factor", next=request.args.get("next")))
+    form.captcha.data = ""  # spent, right or wrong; the page shows a new image
+    status = {"captcha_wrong": 400, "address_throttled": 429}.get(error.reason, 401) if error else (
+        400 if request.method == "POST" else 200)
     return render_template("admin/login.html", form=form, message=_message(error) if error else None,
                            reason=error.reason if error else None), status
 

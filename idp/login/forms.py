@@ -9,6 +9,17 @@ from wtforms.validators import AnyOf, DataRequired, Length
 from idp.forms import BaseForm
 
 
+def captcha_field() -> StringField:
+    """The typed answer to the image captcha (idp.login.captcha): one form part for every
+    sign-in form that shows it, the citizens' and the staff console's."""
+    return StringField(
+        _l("Captcha"),
+        validators=[Length(max=10)],
+        render_kw={"placeholder": _l("Please enter the captcha"), "autocomplete": "off",
+                   "inputmode": "latin", "maxlength": "10"},
+    )
+
+
 class LoginForm(BaseForm):
     account_type = HiddenField(default="natural", validators=[AnyOf(("natural", "legal"))])
     login_name = StringField(
@@ -21,9 +32,4 @@ class LoginForm(BaseForm):
         validators=[DataRequired(_l("Please enter your password.")), Length(max=128)],
         render_kw={"placeholder": _l("Please enter your password"), "autocomplete": "current-password"},
     )
-    captcha = StringField(
-        _l("Captcha"),
-        validators=[Length(max=10)],
-        render_kw={"placeholder": _l("Please enter the captcha"), "autocomplete": "off",
-                   "inputmode": "latin", "maxlength": "10"},
-    )
+    captcha = captcha_field()

@@ -101,13 +101,25 @@ def verify_code(phone: str, purpose: str, code: str) -> str | None:
         return "sms_code_missing_or_expired"
     expected = json.loads(raw)["code"]
     if not hmac.compare_digest(expected.encode(), (code or "").strip().encode()):
-        failures = store.incr(f"smsfail:{purpose}:{ident}", current_app.config["SMS_CODE_TTL"])
-        voided = failures >= current_app.config["SMS_CODE_MAX_ATTEMPTS"]
-        if voided:
-            store.delete(key)
-        code_rejected(phone, purpose, "sms_code_wrong", attempts=failures, voided=voided)
+        count_failed_use(phone, purpose, "sms_code_wrong")
         return "sms_code_wrong"
     return None
+
+
+def count_failed_use(phone: str, purpose: str, reason: str) -> bool:
+    """Count one failed use of the phone's code (a wrong entry, or a right code whose request
+    was refused for a reason that answers a question, such as a taken document); after
+    SMS_CODE_MAX_ATTEMPTS the code is void. Announced with ``reason``; True when voided.
+
+    So one SMS answers a bounded number of questions, whatever they are."""
+    store = services().store
+    ident = _phone_key(phone)
+    failures = store.incr(f"smsfail:{purpose}:{ident}", current_app.config["SMS_CODE_TTL"])
+    voided = failures >= current_app.config["SMS_CODE_MAX_ATTEMPTS"]
+    if voided:
+        store.delete(f"smscode:{purpose}:{ident}")
+    code_rejected(phone, purpose, reason, attempts=failures, voided=voided)
+    return voided
 
 
 def spend_code(phone: str, purpose: str, code: str) -> bool:

@@ -10,7 +10,7 @@ import pytest
 
 from idp.admin import staff as staff_service
 from idp.extensions import services
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, solve_captcha
 from tests.oidc.conftest import relying_party
 
 STAFF_PASSWORD = "Staff-pass-2026"
@@ -29,9 +29,18 @@ def enrol(app, clock, login: str, role: str):
     return staff
 
 
-def sign_in(app, client, clock, staff, password: str = STAFF_PASSWORD):
+def password_step(app, client, login: str, password: str = STAFF_PASSWORD, captcha: str | None = None):
+    """The first page of the console's sign-in, with the captcha solved as a person would
+    (``captcha`` overrides the answer)."""
     token = csrf_token(client, "/admin/login")
-    response = client.post("/admin/login", data={"csrf_token": token, "login": staff.login, "password": password})
+    if captcha is None:
+        captcha = solve_captcha(app, client, "staff") if services().captcha.enabled else ""
+    return client.post("/admin/login", data={"csrf_token": token, "login": login, "password": password,
+                                             "captcha": captcha})
+
+
+def sign_in(app, client, clock, staff, password: str = STAFF_PASSWORD):
+    response = password_step(app, client, staff.login, password)
     assert response.status_code == 302, response.get_data(as_text=True)
     token = csrf_token(client, "/admin/login/code")
     response = client.post("/admin/login/code", data={"csrf_token": token, "code": current_code(app, staff)})

@@ -199,13 +199,14 @@ def test_the_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(admin)
 
 
 def test_the_export_is_itself_audited(admin, staff_member):
+    make_account(login_name="zhang_san")  # a subject filter that names an account is recorded as typed
     add(subject="zhang_san")
     add(subject="li_si")
     admin.get("/admin/audit/export.csv?subject=zhang_san&date_from=2020-01-01")
     recorded = exports()
     assert len(recorded) == 1
     assert recorded[0].actor == staff_member("superadmin").login
-    assert recorded[0].details == {"action": "audit_exported", "rows": 1,
+    assert recorded[0].details == {"action": "audit_exported", "rows": 2,  # with account_registered
                                    "filters": {"subject": "zhang_san", "date_from": "2020-01-01"}}
 
 
@@ -277,3 +278,45 @@ def test_every_reason_code_of_the_filters_has_a_message():
     from idp.admin import audit
 
     assert set(audit.REASONS) == set(audit.MESSAGES)
+
+
+# --- typed login names that match no account (people type ID numbers and phones there) --------
+
+ID_NUMBER = "11010519491231002X"
+
+
+def test_an_id_number_typed_as_a_login_name_reaches_the_log_and_its_export_only_as_a_keyed_hash(app, admin):
+    from idp.audit import unknown_name
+
+    make_account(login_name="zhang_san")
+    citizen = app.test_client()
+    for typed in (ID_NUMBER, ID_NUMBER.lower(), f" {ID_NUMBER} "):
+        assert login(app, citizen, typed, "Wrong-pass-1", captcha="").status_code == 401
+    assert login(app, citizen, "zhang_san", "Wrong-pass-1", captcha="").status_code == 401
+
+    hashed = unknown_name(ID_NUMBER.lower())
+    failed = [e.subject for e in db.session.execute(
+        db.select(AuditEvent).filter_by(event="login_failed").order_by(AuditEvent.id)).scalars()]
+    assert failed == [hashed, hashed, hashed, "zhang_san"]
+
+    export = admin.get("/admin/audit/export.csv")
+    body = export.get_data(as_text=True)
+    assert ID_NUMBER not in body and ID_NUMBER.lower() not in body and "19491231" not in body
+    assert [r["subject"] for r in csv_rows(export) if r["event"] == "login_failed"] == ["zhang_san"] + [hashed] * 3
+
+    # Staff find the attempts by typing the number; the export's own event records the hash.
+    found = csv_rows(admin.get(f"/admin/audit/export.csv?subject={ID_NUMBER}"))
+    assert [r["subject"] for r in found] == [hashed] * 3
+    assert exports()[-1].details["filters"] == {"subject": hashed}
+    assert ID_NUMBER not in json.dumps([e.details for e in exports()])
+
+
+def test_an_unknown_name_typed_at_the_staff_sign_in_is_logged_as_its_keyed_hash(app, client):
+    from idp.audit import unknown_name
+    from tests.admin.conftest import password_step
+
+    assert password_step(app, client, ID_NUMBER, "Wrong-pass-1").status_code == 401
+    events = list(db.session.execute(db.select(AuditEvent).filter_by(event="staff_login_failed")).scalars())
+    assert [e.subject for e in events] == [unknown_name(ID_NUMBER.lower())]
+    assert all(ID_NUMBER.lower() not in json.dumps([e.subject, e.actor, e.details]).lower()
+               for e in db.session.execute(db.select(AuditEvent)).scalars())

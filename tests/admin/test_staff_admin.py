@@ -13,7 +13,7 @@ from idp.admin import staff as staff_service
 from idp.extensions import db
 from idp.models.audit import AuditEvent
 from idp.models.staff import StaffUser
-from tests.admin.conftest import STAFF_PASSWORD, current_code, sign_in
+from tests.admin.conftest import STAFF_PASSWORD, current_code, password_step, sign_in
 from tests.conftest import csrf_token, reason_of
 
 
@@ -58,8 +58,7 @@ def staff_events(action: str) -> list[AuditEvent]:
 
 def can_sign_in(app, clock, staff) -> bool:
     c = app.test_client()
-    response = c.post("/admin/login", data={"csrf_token": csrf_token(c, "/admin/login"),
-                                            "login": staff.login, "password": STAFF_PASSWORD})
+    response = password_step(app, c, staff.login)
     return response.status_code == 302
 
 

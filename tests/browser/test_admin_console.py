@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 from idp.admin import staff as staff_service
 from idp.extensions import db
 from idp.models.accounts import ACTIVE, Account
-from tests.browser.conftest import DESKTOP, screenshot
+from tests.browser.conftest import DESKTOP, captcha_answer, screenshot
 from tests.conftest import make_account
 
 pytestmark = pytest.mark.browser
@@ -59,10 +59,11 @@ def enrol(page: Page, clock, path: str, shot: str | None = None) -> list[str]:
     return codes.all_inner_texts()
 
 
-def password_step(page: Page, login: str) -> None:
+def password_step(app, page: Page, login: str) -> None:
     page.goto("/admin/login")
     page.locator("#login").fill(login)
     page.locator("#password").fill(PASSWORD)
+    page.locator("#captcha").fill(captcha_answer(app, page, "staff"))
     page.locator("main form button[type=submit]").click()
     expect(page).to_have_url(re.compile(r"/admin/login/code"))
 
@@ -87,7 +88,7 @@ def test_a_superadmin_enrols_signs_in_with_totp_and_a_reviewer_sees_only_the_rev
     expect(page.locator("[data-reason='enrolment_link_invalid']")).to_be_visible()  # the link worked once
 
     # Password, then a wrong code: refused, still not signed in.
-    password_step(page, "wang_admin")
+    password_step(app, page, "wang_admin")
     code = code_at(clock, secret)
     code_step(page, wrong(code))
     refused_with(page, "totp_wrong")
@@ -95,7 +96,7 @@ def test_a_superadmin_enrols_signs_in_with_totp_and_a_reviewer_sees_only_the_rev
     expect(page).to_have_url(re.compile(r"/admin/login\?"))
 
     # The right code opens the dashboard.
-    password_step(page, "wang_admin")
+    password_step(app, page, "wang_admin")
     code_step(page, code)
     expect(page).to_have_url(re.compile(r"/admin/$"))
     expect(page.locator("[data-stat='pending_cases']")).to_be_visible()
@@ -106,7 +107,7 @@ def test_a_superadmin_enrols_signs_in_with_totp_and_a_reviewer_sees_only_the_rev
     intruder_context = browser.new_context(base_url=live_server, locale="zh-CN", viewport=DESKTOP)
     try:
         intruder = intruder_context.new_page()
-        password_step(intruder, "wang_admin")
+        password_step(app, intruder, "wang_admin")
         code_step(intruder, code)
         refused_with(intruder, "totp_wrong")
         intruder.goto("/admin/")
@@ -136,7 +137,7 @@ def test_a_superadmin_enrols_signs_in_with_totp_and_a_reviewer_sees_only_the_rev
         reviewer = reviewer_context.new_page()
         enrol(reviewer, clock, link)
         reviewer_secret = staff_service.find("li_reviewer").totp_secret
-        password_step(reviewer, "li_reviewer")
+        password_step(app, reviewer, "li_reviewer")
         code_step(reviewer, code_at(clock, reviewer_secret))
         expect(reviewer).to_have_url(re.compile(r"/admin/$"))
 
