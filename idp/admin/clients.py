@@ -58,6 +58,9 @@ MESSAGES = {
     "invalid_validity_days": _l("Enter a number of days from 1 to 365."),
     "invalid_max_uses": _l("Enter a number from 1 to 1000."),
     "description_too_long": _l("The description is too long."),
+    "initiate_login_uri_origin_mismatch": _l("%(uri)s is not on the same site (scheme, host and port) as one of "
+                                             "the redirect URIs. The service catalogue links only to the "
+                                             "system's own site."),
 }
 GENERIC_MESSAGE = _l("This value cannot be accepted. Please check it.")
 
@@ -307,6 +310,14 @@ def disable(client_id: str):
 def enable(client_id: str):
     clients.set_enabled(_client(client_id), True, _actor())
     flash(_("The business system is enabled again."))
+    return redirect(url_for("admin_clients.detail", client_id=client_id))
+
+
+@bp.post("/<client_id>/approve")
+@staff_required("clients.edit")
+def approve(client_id: str):
+    clients.approve(_client(client_id), _actor())
+    flash(_("The business system is approved: the service catalogue lists it with its entry link."))
     return redirect(url_for("admin_clients.detail", client_id=client_id))
 
 
