@@ -41,7 +41,7 @@ staff_action = _events.signal("staff_action")  # any change made in the console
 case_decided = _events.signal("case_decided")
 verification_checked = _events.signal("verification_checked")  # an automatic real-name check ran
 verification_submitted = _events.signal("verification_submitted")  # documents submitted for review
-verification_voided = _events.signal("verification_voided")  # a pending review voided by a data change
+verification_voided = _events.signal("verification_voided")  # a review or a verification voided by a data change
 identity_conflict = _events.signal("identity_conflict")  # identity data already verified elsewhere
 personal_data_viewed = _events.signal("personal_data_viewed")  # a reviewer saw clear data or a document
 
