@@ -3,7 +3,8 @@ endpoints; the rules are those of the console (``idp.clients``), so a redirect U
 there is refused here, as ``invalid_redirect_uri``.
 
 - ``POST /connect/register`` with ``Authorization: Bearer <initial access token>`` (issued in
-  the console, SHA-256 stored, limited in time and uses) → 201 with the client's metadata,
+  the console or by ``idp clients initial-token``, SHA-256 stored, limited in time and uses)
+  → 201 with the client's metadata,
   ``client_id``, ``client_secret`` (not for ``token_endpoint_auth_method`` ``none``),
   ``registration_access_token`` and ``registration_client_uri``.
 - ``GET`` / ``PUT`` / ``DELETE /connect/register/<client_id>`` with ``Authorization: Bearer
