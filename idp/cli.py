@@ -175,6 +175,23 @@ def clients_rotate_secret(client_id):
     _emit({"client_id": client_id, "client_secret": registry.rotate_secret(client)})
 
 
+@clients.command("initial-token")
+@click.option("--expires-in", type=click.IntRange(1, 365 * 86400), default=86400, show_default=True,
+              help="seconds the token stays valid")
+@click.option("--json", "as_json", is_flag=True, help="print {initial_access_token} as JSON")
+@with_appcontext
+def clients_initial_token(expires_in, as_json):
+    """An initial access token for RFC 7591 dynamic registration: one registration, printed once."""
+    from idp import clients as registry
+
+    row, token = registry.issue_initial_access_token_for_seconds(expires_in, actor="cli")
+    _log(f"initial access token {row.id}: one registration, valid until {row.expires_at.isoformat()}")
+    if as_json:
+        _emit({"initial_access_token": token})
+    else:
+        click.echo(f"initial_access_token: {token}")
+
+
 # --- signing keys ------------------------------------------------------------------------
 
 @main.group()

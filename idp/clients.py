@@ -108,6 +108,28 @@ def check_outbound_uris(spec: ClientSpec, names: tuple[str, ...], stored: Client
         value = getattr(spec, name)
         if value and (stored is None or value != getattr(stored, name)):
             check_outbound_uri(value, name)
+def origin(uri: str) -> tuple[str, str, int | None]:
+    """RFC 6454 §4: scheme, host and port (the scheme's default when none is written)."""
+    parts = urlsplit(uri)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(
+        parts.scheme.lower())
+
+
+def _check_catalogue_origin(spec: ClientSpec) -> None:
+    """The service catalogue links to ``initiate_login_uri`` (办理入口) under the platform's
+    name: it must lead to the system the redirect URIs already name, never to another site
+    (a self-registered client could otherwise publish a phishing page as a government
+    service). Same origin, RFC 6454; a client without redirect URIs has no entry link."""
+    if not spec.initiate_login_uri:
+        return
+    if origin(spec.initiate_login_uri) not in {origin(u) for u in spec.redirect_uris}:
+        error = ClientError("initiate_login_uri", "initiate_login_uri_origin_mismatch")
+        error.value = spec.initiate_login_uri
+        raise error
 
 
 def validate(spec: ClientSpec) -> ClientSpec:
@@ -135,6 +157,7 @@ def validate(spec: ClientSpec) -> ClientSpec:
     if not spec.allowed_account_types or set(spec.allowed_account_types) - set(ACCOUNT_TYPES):
         raise ClientError("allowed_account_types", "invalid_account_types")
     spec.require_verified = bool(spec.require_verified)
+    _check_catalogue_origin(spec)
     return spec
 
 
@@ -158,15 +181,17 @@ def find(client_id: str) -> Client | None:
     return db.session.execute(db.select(Client).filter_by(client_id=client_id)).scalar_one_or_none()
 
 
-def create(spec: ClientSpec, secret: str | None = None, actor: str | None = None) -> tuple[Client, str | None]:
-    """A new client and its secret in clear (None for public clients): shown once."""
+def create(spec: ClientSpec, secret: str | None = None, actor: str | None = None,
+           approved: bool = True) -> tuple[Client, str | None]:
+    """A new client and its secret in clear (None for public clients): shown once. Clients
+    declared by staff (console, CLI, declaration files) are approved for the catalogue."""
     spec = validate(spec)
     if db.session.execute(db.select(Client.id).filter_by(name=spec.name)).first():
         raise ClientError("name", "duplicate_name")
     client_id = spec.client_id or new_client_id()
     if find(client_id) is not None:
         raise ClientError("client_id", "duplicate_client_id")
-    client = Client(client_id=client_id)
+    client = Client(client_id=client_id, approved=approved)
     _apply(client, spec)
     if spec.token_endpoint_auth_method != "none":
         secret = secret or secrets.token_urlsafe(32)
@@ -238,8 +263,10 @@ def import_declaration(spec: ClientSpec, secret: str | None = None) -> tuple[Cli
 
 
 def catalogue(account_type: str) -> list[Client]:
-    """服务事项 — 按用户: the systems serving this kind of user that can be entered from here."""
-    rows = db.session.execute(db.select(Client).filter_by(enabled=True).order_by(Client.id)).scalars()
+    """服务事项 — 按用户: the systems serving this kind of user that can be entered from here;
+    a self-registered system only once staff approved it."""
+    rows = db.session.execute(
+        db.select(Client).filter_by(enabled=True, approved=True).order_by(Client.id)).scalars()
     return [c for c in rows if account_type in c.allowed_account_types and c.initiate_login_uri]
 
 
@@ -247,7 +274,7 @@ def catalogue(account_type: str) -> list[Client]:
 # Reason codes added here (ClientError.reason): logo_too_large, logo_not_an_image,
 # logo_too_many_pixels, public_client_has_no_secret, invalid_validity_days, invalid_max_uses,
 # description_too_long, unsupported_alg, auth_method_change_not_allowed,
-# invalid_initial_access_token.
+# invalid_initial_access_token, initiate_login_uri_origin_mismatch, invalid_expires_in.
 
 LOGO_MAX_BYTES = 1024 * 1024
 LOGO_MAX_PIXELS = 4096 * 4096  # decompression bombs: refused before any pixel is decoded
@@ -411,6 +438,18 @@ def set_enabled(client: Client, enabled: bool, actor: str) -> None:
                                 details={"action": "enabled" if enabled else "disabled"})
 
 
+def approve(client: Client, actor: str) -> None:
+    """Staff approve a self-registered client: the catalogue lists it with its entry link.
+    Approval is about the catalogue only: the client signs users in (behind the consent
+    page) before it, as Keycloak and node-oidc-provider let dynamically registered clients."""
+    if client.approved:
+        return
+    client.approved = True
+    db.session.commit()
+    signals.client_changed.send(current_app._get_current_object(), subject=client.client_id, actor=actor,
+                                details={"action": "approved", "name": client.name})
+
+
 def delete(client: Client, actor: str) -> None:
     """Remove a client with its users' consents, refresh tokens (their access tokens are
     revoked) and authorization codes, and its uploaded logo."""
@@ -442,22 +481,36 @@ def issue_initial_access_token(description: str | None, validity_days: int, max_
                                actor: str) -> tuple[InitialAccessToken, str]:
     """A token a business system presents to register itself; returned in clear once,
     stored as SHA-256."""
+    if not isinstance(validity_days, int) or not 1 <= validity_days <= IAT_MAX_DAYS:
+        raise ClientError("validity_days", "invalid_validity_days")
+    return _issue_initial_access_token(description, validity_days * 86400, max_uses, actor)
+
+
+def issue_initial_access_token_for_seconds(expires_in: int, actor: str) -> tuple[InitialAccessToken, str]:
+    """``idp clients initial-token``: a single-use token (one registration per token, RFC 7591
+    §3 leaves the count to the provider) valid ``expires_in`` seconds, at most a year."""
+    if not isinstance(expires_in, int) or not 1 <= expires_in <= IAT_MAX_DAYS * 86400:
+        raise ClientError("expires_in", "invalid_expires_in")
+    return _issue_initial_access_token("idp clients initial-token", expires_in, 1, actor)
+
+
+def _issue_initial_access_token(description: str | None, seconds: int, max_uses: int,
+                                actor: str) -> tuple[InitialAccessToken, str]:
     description = (description or "").strip() or None
     if description is not None and len(description) > 200:
         raise ClientError("description", "description_too_long")
-    if not isinstance(validity_days, int) or not 1 <= validity_days <= IAT_MAX_DAYS:
-        raise ClientError("validity_days", "invalid_validity_days")
     if not isinstance(max_uses, int) or not 1 <= max_uses <= IAT_MAX_USES:
         raise ClientError("max_uses", "invalid_max_uses")
     token = secrets.token_urlsafe(32)
     row = InitialAccessToken(token_hash=hash_secret(token), description=description, created_by=actor,
-                             expires_at=services().clock.now() + timedelta(days=validity_days),
+                             expires_at=services().clock.now() + timedelta(seconds=seconds),
                              max_uses=max_uses, uses=0, revoked=False)
     db.session.add(row)
     db.session.commit()
+    details = {"action": "initial_access_token_issued", "max_uses": max_uses}
+    details.update({"validity_days": seconds // 86400} if seconds % 86400 == 0 else {"validity_seconds": seconds})
     signals.staff_action.send(current_app._get_current_object(), subject=f"initial_access_token:{row.id}",
-                              actor=actor, details={"action": "initial_access_token_issued",
-                                                    "validity_days": validity_days, "max_uses": max_uses})
+                              actor=actor, details=details)
     return row, token
 
 
@@ -539,7 +592,9 @@ def register_dynamically(spec: ClientSpec, token: InitialAccessToken, client_id:
         raise ClientError("client_id", "duplicate_client_id")
     if not _spend_initial_access_token(token):
         raise ClientError("initial_access_token", "invalid_initial_access_token")
-    client, secret = create(spec, actor=f"initial_access_token:{token.id}")
+    # Not in the catalogue until staff approve it (issue 12): the entry link would carry the
+    # platform's name to a site nobody has looked at.
+    client, secret = create(spec, actor=f"initial_access_token:{token.id}", approved=False)
     registration_token = secrets.token_urlsafe(32)
     client.registration_access_token_hash = hash_secret(registration_token)
     client.registered_dynamically = True
@@ -560,10 +615,17 @@ def client_for_registration_token(client_id: str | None, token: str | None) -> C
     return client
 
 
+# What staff looked at when they approved a client for the catalogue.
+CATALOGUE_FIELDS = ("name", "redirect_uris", "initiate_login_uri", "logo_uri", "allowed_account_types")
+
+
 def update_dynamically(client: Client, spec: ClientSpec, id_token_alg: str | None = None) -> Client:
     """RFC 7592 §2.2: the metadata sent replaces the registered metadata. What staff set
     (trusted, description, an uploaded logo) stays; the authentication method cannot change
-    (a confidential client would need a new secret, a public one would keep a useless one)."""
+    (a confidential client would need a new secret, a public one would keep a useless one).
+    A change of what the catalogue shows or links to takes an approved client out of the
+    catalogue until staff approve it again (else approval of a harmless entry would carry
+    over to any site)."""
     if spec.token_endpoint_auth_method != client.token_endpoint_auth_method:
         raise ClientError("token_endpoint_auth_method", "auth_method_change_not_allowed")
     _check_id_token_alg(id_token_alg)
@@ -573,7 +635,18 @@ def update_dynamically(client: Client, spec: ClientSpec, id_token_alg: str | Non
     spec.description = client.description
     if not spec.logo_uri and client.logo_file:
         spec.logo_uri = client.logo_uri
-    update(client, spec, actor=f"client:{client.client_id}")
+    spec = validate(spec)
+    withdrawn = client.approved and any(getattr(spec, f) != getattr(client, f) for f in CATALOGUE_FIELDS)
+    try:
+        if withdrawn:
+            client.approved = False
+        update(client, spec, actor=f"client:{client.client_id}")
+    except ClientError:
+        db.session.rollback()
+        raise
     client.id_token_signed_response_alg = id_token_alg
     db.session.commit()
+    if withdrawn:
+        signals.client_changed.send(current_app._get_current_object(), subject=client.client_id,
+                                    actor=f"client:{client.client_id}", details={"action": "approval_withdrawn"})
     return client

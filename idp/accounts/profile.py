@@ -15,6 +15,15 @@ VERIFICATION_LABELS = {
     "verified_manual": _l("Verified by manual review"),
     "rejected": _l("Verification rejected"),
 }
+# The development verifier only tests check digits (or a file of test data): its match is
+# never presented as the national platform's.
+LOCAL_AUTO_LABEL = _l("Verified automatically by the local development check (not the national platform)")
+
+
+def verification_label(status: str | None, method: str | None = None):
+    if status == "verified_auto" and method in ("local_check_digits", "local_registry"):
+        return LOCAL_AUTO_LABEL
+    return VERIFICATION_LABELS.get(status, status)
 
 
 def _natural(a: Account):

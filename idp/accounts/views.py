@@ -230,6 +230,6 @@ def recovery():
 
 @bp.app_context_processor
 def account_helpers():
-    from idp.accounts.profile import VERIFICATION_LABELS
+    from idp.accounts.profile import verification_label
 
-    return {"verification_label": lambda status: VERIFICATION_LABELS.get(status, status)}
+    return {"verification_label": verification_label}

@@ -67,6 +67,9 @@ MESSAGES = {
         "Use the public host name of the system.")),
     **dict.fromkeys(("scheme_not_allowed", "missing_host", "invalid_host", "invalid_url"),
                     _l("%(uri)s is not an absolute http or https address (no spaces, at most 500 characters).")),
+    "initiate_login_uri_origin_mismatch": _l("%(uri)s is not on the same site (scheme, host and port) as one of "
+                                             "the redirect URIs. The service catalogue links only to the "
+                                             "system's own site."),
 }
 GENERIC_MESSAGE = _l("This value cannot be accepted. Please check it.")
 
@@ -316,6 +319,14 @@ def disable(client_id: str):
 def enable(client_id: str):
     clients.set_enabled(_client(client_id), True, _actor())
     flash(_("The business system is enabled again."))
+    return redirect(url_for("admin_clients.detail", client_id=client_id))
+
+
+@bp.post("/<client_id>/approve")
+@staff_required("clients.edit")
+def approve(client_id: str):
+    clients.approve(_client(client_id), _actor())
+    flash(_("The business system is approved: the service catalogue lists it with its entry link."))
     return redirect(url_for("admin_clients.detail", client_id=client_id))
 
 

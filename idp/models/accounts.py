@@ -96,7 +96,8 @@ class Account(db.Model):
     # Real-name verification (idp.verification.service holds the rules).
     verification_status: Mapped[str] = mapped_column(String(20), default=UNVERIFIED)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # national_platform (automatic check) or document_review (manual review of uploads)
+    # national_platform, local_check_digits or local_registry (automatic check: idp.services.verifier)
+    # or document_review (manual review of uploads)
     verification_method: Mapped[str | None] = mapped_column(String(30))
     # The national interface's reference, or "case-<id>" for a manual review.
     verification_reference: Mapped[str | None] = mapped_column(String(100))

@@ -50,6 +50,9 @@ class Client(db.Model, ClientMixin):
     # RFC 7592: clients registered dynamically manage themselves with this token (hash).
     registration_access_token_hash: Mapped[str | None] = mapped_column(String(64))
     registered_dynamically: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Listed in the service catalogue (with its entry link) only when approved: a client that
+    # registered itself (RFC 7591) waits for staff; every other client is approved when created.
+    approved: Mapped[bool] = mapped_column(Boolean, default=True)
     logo_file: Mapped[str | None] = mapped_column(String(100))  # uploaded logo, served by /clients/<id>/logo.png
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -35,29 +35,57 @@ def _put(info: dict, key: str, value) -> None:
 TRUST_FRAMEWORK = "cn_most_platform"
 
 
-def verified_claims(account: Account) -> dict | None:
-    """OpenID Connect for Identity Assurance 1.0: what was verified, when and how.
+def _evidence(account: Account) -> tuple[str, dict]:
+    """The ``verification_process`` and the evidence, naming what was actually checked.
 
-    Automatic check: an ``electronic_record`` evidence (the national register, checked by data
-    comparison, ``txn`` the interface's reference). Manual review: a ``document`` evidence (the
-    uploaded photos, checked by a reviewer, ``txn`` the case). The claims are the data as
-    verified (kept apart from the editable profile), never what was edited afterwards."""
-    from idp.verification.service import NATIONAL_PLATFORM, verified_data
+    - ``national_platform``: an ``electronic_record`` evidence, the national register checked
+      by data comparison (``check_method`` ``data``, ``txn`` the interface's reference).
+    - ``local_check_digits``: the development verifier found the check digits of the document
+      number or USCC right, nothing more: ``check_method`` ``check_digits`` by
+      ``local_verifier``, and no record (no register was consulted).
+    - ``local_registry``: the development verifier's registry file (test data, not a
+      register): ``check_method`` ``data`` against a ``local_registry_file`` record.
+    - ``document_review``: a ``document`` evidence (the uploaded photos, checked by a reviewer,
+      ``vpip``, ``txn`` the case).
+    Anything else (an unknown method) claims the least: the check-digit form."""
+    from idp.verification import service as verification
+
+    method = account.verification_method
+    if method == verification.DOCUMENT_REVIEW:
+        check = {"check_method": "vpip"}
+        evidence = {"type": "document", "check_details": [check],
+                    "document_details": {"type": "business_licence" if account.is_legal else "idcard"}}
+        process = "document_review"
+    elif method == verification.NATIONAL_PLATFORM:
+        check = {"check_method": "data"}
+        evidence = {"type": "electronic_record", "check_details": [check],
+                    "record": {"type": "unit_register" if account.is_legal else "population_register"}}
+        process = "national_platform_check"
+    elif method == verification.LOCAL_REGISTRY:
+        check = {"check_method": "data", "organization": "local_verifier"}
+        evidence = {"type": "electronic_record", "check_details": [check],
+                    "record": {"type": "local_registry_file"}}
+        process = "local_registry"
+    else:
+        check = {"check_method": "check_digits", "organization": "local_verifier"}
+        evidence = {"type": "electronic_record", "check_details": [check]}
+        process = "local_check_digits"
+    if account.verification_reference:
+        check["txn"] = account.verification_reference
+    return process, evidence
+
+
+def verified_claims(account: Account) -> dict | None:
+    """OpenID Connect for Identity Assurance 1.0: what was verified, when and how (``_evidence``).
+    The claims are the data as verified (kept apart from the editable profile); a change of
+    that data unverifies the account in the same transaction (idp.verification.service), so
+    they never describe someone the account no longer is."""
+    from idp.verification.service import verified_data
 
     data = verified_data(account)
     if not data or account.verified_at is None:
         return None
-    check = {"check_method": "data" if account.verification_method == NATIONAL_PLATFORM else "vpip"}
-    if account.verification_reference:
-        check["txn"] = account.verification_reference
-    if account.verification_method == NATIONAL_PLATFORM:
-        evidence = {"type": "electronic_record", "check_details": [check],
-                    "record": {"type": "unit_register" if account.is_legal else "population_register"}}
-        process = "national_platform_check"
-    else:
-        evidence = {"type": "document", "check_details": [check],
-                    "document_details": {"type": "business_licence" if account.is_legal else "idcard"}}
-        process = "document_review"
+    process, evidence = _evidence(account)
     if account.is_legal:
         claims = {"org": {k: v for k, v in (("name", data.get("org_name")), ("uscc", data.get("uscc"))) if v}}
     else:

@@ -3,14 +3,19 @@ endpoints; the rules are those of the console (``idp.clients``), so a redirect U
 there is refused here, as ``invalid_redirect_uri``.
 
 - ``POST /connect/register`` with ``Authorization: Bearer <initial access token>`` (issued in
-  the console, SHA-256 stored, limited in time and uses) → 201 with the client's metadata,
+  the console or by ``idp clients initial-token``, SHA-256 stored, limited in time and uses)
+  → 201 with the client's metadata,
   ``client_id``, ``client_secret`` (not for ``token_endpoint_auth_method`` ``none``),
   ``registration_access_token`` and ``registration_client_uri``.
 - ``GET`` / ``PUT`` / ``DELETE /connect/register/<client_id>`` with ``Authorization: Bearer
   <registration access token>``. A missing or wrong token, or a token of another client, is
   401 ``invalid_token``; a client disabled in the console is 403.
 
-Clients registered here are never trusted (they always show the consent page). Metadata this
+Clients registered here are never trusted (they always show the consent page) and wait for
+staff approval before the service catalogue lists them with their entry link (issue 12; they
+can sign users in before it). ``initiate_login_uri`` must share its origin with a redirect URI,
+here as in the console (``invalid_client_metadata``, nothing stored, the old values kept on
+update); an update that changes what the catalogue shows needs approval again. Metadata this
 provider does not support (``jwks``, ``contacts``, ``tos_uri`` …) is ignored, as RFC 7591
 §2 asks. Also here: the public route of logos uploaded in the console.
 """

@@ -48,6 +48,9 @@ class Verdict:
 
 
 class Verifier(Protocol):
+    # What was checked: national_platform, local_check_digits or local_registry.
+    method: str
+
     def verify_person(self, name: str, document_type: str, document_number: str) -> Verdict: ...
 
     def verify_unit(self, org_name: str, uscc: str, legal_representative: str | None) -> Verdict: ...
@@ -64,6 +67,9 @@ class LocalVerifier:
         if registry:
             self._load(Path(registry))
         self.has_registry = bool(registry)
+        # What a match means, recorded with the verification (verified_claims' evidence):
+        # never a check against the national register.
+        self.method = "local_registry" if registry else "local_check_digits"
 
     def _load(self, path: Path) -> None:
         text = path.read_text(encoding="utf-8-sig")
@@ -108,6 +114,8 @@ class LocalVerifier:
 
 
 class HttpVerifier:
+    method = "national_platform"
+
     def __init__(self, url: str, secret: str, timeout: float, retries: int, clock, *,
                  policy: outbound.Policy) -> None:
         if not url or not secret:

@@ -5,11 +5,16 @@ Statuses (``Account.verification_status``, INTERFACES.md): ``unverified`` → ``
 ``pending`` (documents submitted through 上传自然人信息 / 上传法人信息) → ``verified_manual`` or
 ``rejected`` (with the reviewer's reason). Rules:
 
-- Saving the profile runs the automatic check when the identity data changed or the account is
-  not verified yet. A match makes it ``verified_auto``; a mismatch or unknown identity leaves an
-  unverified or rejected account as it was and makes a verified one whose identity data changed
-  ``unverified``. When the verifier is unavailable nothing of the status changes (the user is
-  told to try later; the data are saved).
+- The status follows the data (issue 12): a commit that changes an identity field
+  (``IDENTITY_FIELDS``) of a verified or pending account makes it ``unverified`` in the same
+  transaction, whoever writes it (user centre, console, CLI, import) and whatever a verifier
+  says afterwards. A session listener (``_follow_the_data``) enforces it, so no write path can
+  forget it; only a write that sets the status itself in the same flush (a verification of the
+  new data) keeps what it set.
+- Saving the profile then runs the automatic check when the identity data changed or the
+  account is not verified yet. A match makes it ``verified_auto``; a mismatch, an unknown
+  identity or an unavailable verifier leaves it unverified (the data are saved; the user is
+  told to try later when the verifier did not answer).
 - Changing identity data while a review is pending voids the case (state ``voided``, its
   documents deleted) and the account is ``unverified`` again: new uploads are needed (the
   seed's note 2).
@@ -18,7 +23,10 @@ Statuses (``Account.verification_status``, INTERFACES.md): ``unverified`` → ``
   USCC): nothing of this account changes, the user gets a clear message and staff get an
   ``identity_conflict`` case.
 - What was verified (name and birth date, or unit name and USCC) is kept encrypted in
-  ``verified_data``; ``verified_claims`` asserts exactly that.
+  ``verified_data``; ``verified_claims`` asserts exactly that, and names what checked it
+  (``verification_method``: the verifier's ``method`` — ``national_platform`` for the national
+  interface, ``local_check_digits`` / ``local_registry`` for the development verifier — or
+  ``document_review``).
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ from dataclasses import dataclass
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session
 
 from idp import cases, signals
 from idp.accounts import service as accounts
@@ -44,13 +53,18 @@ from idp.services.sms import SmsUnavailable
 from idp.services.verifier import MATCH, VerifierUnavailable
 from idp.verification.images import DocumentRejected, clean_image
 
+# verification_method: what checked the data (the verifier's ``method``, or the review).
 NATIONAL_PLATFORM = "national_platform"
+LOCAL_CHECK_DIGITS = "local_check_digits"
+LOCAL_REGISTRY = "local_registry"
 DOCUMENT_REVIEW = "document_review"
+AUTOMATIC_METHODS = (NATIONAL_PLATFORM, LOCAL_CHECK_DIGITS, LOCAL_REGISTRY)
 
-# The data whose change needs a new verification.
+# The data whose change needs a new verification: what a verifier or a reviewer compares, and
+# what the claims assert (a legal account's ``name`` is its authorised contact, not verified).
 IDENTITY_FIELDS = {
     NATURAL: {"name", "identity_region", "document_type", "document_number", "birth_date"},
-    LEGAL: {"org_name", "org_region", "uscc", "legal_rep_name", "legal_rep_document_type",
+    LEGAL: {"org_name", "org_region", "org_kind", "uscc", "legal_rep_name", "legal_rep_document_type",
             "legal_rep_document_number"},
 }
 # The documents each account type uploads, in the order of the page.
@@ -140,6 +154,59 @@ def _clear_verified(account: Account, status: str = UNVERIFIED) -> None:
     account.verified_data = None
 
 
+# --- the status follows the data -----------------------------------------------------------
+
+_RESETS = "idp.verification_reset"
+
+
+def changed_identity_fields(account: Account) -> list[str]:
+    """The identity fields of ``account`` set to another value since its last flush."""
+    state = inspect(account)
+    changed = []
+    for name in sorted(IDENTITY_FIELDS.get(account.account_type, ())):
+        history = state.attrs[name].history
+        if history.has_changes() and list(history.deleted or [None]) != list(history.added or [None]):
+            changed.append(name)
+    return changed
+
+
+def _follow_the_data(session: Session, flush_context, instances) -> None:
+    """Before every flush: a verified or pending account whose identity data changed is
+    unverified in the same transaction (the claims can never assert the old data of a new
+    identity), unless this flush sets the status itself."""
+    for account in session.dirty:
+        if not isinstance(account, Account):
+            continue
+        before = account.verification_status
+        if before not in (*VERIFIED_STATUSES, VERIFICATION_PENDING):
+            continue
+        if inspect(account).attrs.verification_status.history.has_changes():
+            continue
+        fields = changed_identity_fields(account)
+        if fields:
+            _clear_verified(account)
+            session.info.setdefault(_RESETS, []).append((account.login_name, before, fields))
+
+
+def _announce_resets(session: Session, flush_context) -> None:
+    """The audit entry joins the flush's transaction: a rollback takes both away."""
+    for login_name, before, fields in session.info.pop(_RESETS, None) or ():
+        signals.verification_voided.send(
+            _app(), subject=login_name, committed_by_sender=True,
+            details={"why": "identity_data_changed", "status_before": before, "fields": fields})
+
+
+def _forget_resets(session: Session, previous_transaction) -> None:
+    session.info.pop(_RESETS, None)
+
+
+# First among the before_flush listeners: the caches (idp.models.changes) must see the status
+# change this one makes.
+event.listen(Session, "before_flush", _follow_the_data, insert=True)
+event.listen(Session, "after_flush_postexec", _announce_resets)
+event.listen(Session, "after_soft_rollback", _forget_resets)
+
+
 # --- the automatic path --------------------------------------------------------------------
 
 
@@ -149,8 +216,9 @@ def _complete(account: Account) -> bool:
     return bool(account.name and account.document_type and account.document_number)
 
 
-def verify_automatically(account: Account, identity_changed: bool = False) -> str:
-    """Ask the verifier about the account's saved data and apply the answer; commits."""
+def verify_automatically(account: Account) -> str:
+    """Ask the verifier about the account's saved data and apply the answer; commits. Only a
+    match changes the status (a verified account whose data changed is already unverified)."""
     if not _complete(account):
         return INCOMPLETE
     verifier = services().verifier
@@ -165,9 +233,7 @@ def verify_automatically(account: Account, identity_changed: bool = False) -> st
         return UNAVAILABLE
     before = account.verification_status
     if verdict.result == MATCH:
-        _mark_verified(account, VERIFIED_AUTO, NATIONAL_PLATFORM, verdict.reference)
-    elif before in VERIFIED_STATUSES and identity_changed:
-        _clear_verified(account)
+        _mark_verified(account, VERIFIED_AUTO, verifier.method, verdict.reference)
     db.session.commit()
     signals.verification_checked.send(
         _app(), subject=account.login_name, outcome="success" if verdict.result == MATCH else "failure",
@@ -216,10 +282,10 @@ def save_profile(account: Account, fields: dict) -> SaveResult:
         raise
     identity_changed = bool(set(changed) & IDENTITY_FIELDS[account.account_type])
     voided = False
-    if identity_changed and account.verification_status == VERIFICATION_PENDING:
+    if identity_changed:  # the status is unverified already (_follow_the_data); the case goes too
         voided = void_pending(account, "identity_data_changed")
     if identity_changed or account.verification_status in (UNVERIFIED, VERIFICATION_REJECTED):
-        return SaveResult(changed, verify_automatically(account, identity_changed), voided)
+        return SaveResult(changed, verify_automatically(account), voided)
     return SaveResult(changed, UNCHANGED, voided)
 
 

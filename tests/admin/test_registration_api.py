@@ -215,7 +215,8 @@ def test_invalid_metadata_is_refused_with_invalid_client_metadata(client, initia
 def test_a_duplicate_client_name_is_refused_with_invalid_client_metadata(client):
     _, token = registry.issue_initial_access_token(None, 7, 5, "client_manager_1")
     assert register(client, token).status_code == 201
-    response = register(client, token, redirect_uris=["https://other.example/cb"])
+    response = register(client, token, redirect_uris=["https://other.example/cb"],
+                        initiate_login_uri="https://other.example/login")
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_client_metadata"
     assert "duplicate_name" in response.get_json()["error_description"]
     assert client_count() == 1

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.browser
 
 
 class Mismatch:
+    method = "national_platform"
+
     def verify_person(self, *args):
         return Verdict("mismatch", "x")
 
