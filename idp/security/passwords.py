@@ -35,12 +35,12 @@ MAX_HASH_LENGTH = 255
 # Caps on the work a stored hash may demand, so that a hostile or broken row cannot make each
 # sign-in attempt burn seconds of CPU or gigabytes of memory. Each cap sits at or above the
 # highest default of the systems that write the format (bcrypt: 10–12; Django 6.0: 1,200,000
-# PBKDF2 iterations; argon2: RFC 9106's second recommendation, 64 MiB, and libraries' defaults).
+# PBKDF2 iterations; argon2: PHP's m = 64 MiB, t = 4, above RFC 9106's second recommendation).
 BCRYPT_MAX_COST = 12
 PBKDF2_MAX_ITERATIONS = 1_200_000
-ARGON2_MAX_MEMORY_KIB = 262_144  # 256 MiB
+ARGON2_MAX_MEMORY_KIB = 131_072  # 128 MiB
 ARGON2_MAX_TIME_COST = 10
-ARGON2_MAX_WORK = 1_048_576  # time cost × memory in KiB: 4 passes over 256 MiB
+ARGON2_MAX_WORK = 262_144  # time cost × memory in KiB: 4 passes over 64 MiB
 ARGON2_MAX_PARALLELISM = 16
 
 _BCRYPT = re.compile(r"\$(2[aby])\$(\d\d)\$[./A-Za-z0-9]{53}")

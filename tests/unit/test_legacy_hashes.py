@@ -200,8 +200,9 @@ MALFORMED = [
     (VALID_ARGON2.replace("m=65536", "m=4294967295"), "argon2_cost_too_high"),  # 4 GiB
     (VALID_ARGON2.replace("m=65536", "m=524288"), "argon2_cost_too_high"),
     (VALID_ARGON2.replace("t=2", "t=11"), "argon2_cost_too_high"),
-    (VALID_ARGON2.replace("t=2", "t=5").replace("m=65536", "m=262144"), "argon2_cost_too_high"),
-    (VALID_ARGON2.replace("p=4", "p=64").replace("m=65536", "m=65536"), "argon2_cost_too_high"),
+    (VALID_ARGON2.replace("m=65536", "m=262144").replace("t=2", "t=1"), "argon2_cost_too_high"),
+    (VALID_ARGON2.replace("t=2", "t=5"), "argon2_cost_too_high"),  # 5 passes over 64 MiB
+    (VALID_ARGON2.replace("p=4", "p=64"), "argon2_cost_too_high"),
 ]
 
 
@@ -229,8 +230,9 @@ def test_the_caps_admit_the_highest_defaults_of_the_legacy_systems():
     digest = VALID_DJANGO.split("$")[3]
     assert legacy_hash_format(f"pbkdf2_sha256$1200000$seasalt${digest}") == "pbkdf2_sha256"
     assert legacy_hash_format(VALID_BCRYPT.replace("$05$", "$12$")) == "bcrypt"
-    # RFC 9106's second recommendation and argon2-cffi's default.
+    # RFC 9106's second recommendation (argon2-cffi's default) and PHP's default.
     assert legacy_hash_format(VALID_ARGON2.replace("t=2", "t=3")) == "argon2i"
+    assert legacy_hash_format(VALID_ARGON2.replace("t=2", "t=4").replace("p=4", "p=1")) == "argon2i"
 
 
 # --- timing --------------------------------------------------------------------------------
