@@ -19,6 +19,8 @@ account_locked = _events.signal("account_locked")
 logged_out = _events.signal("logged_out")
 profile_updated = _events.signal("profile_updated")
 password_changed = _events.signal("password_changed")
+# A password hash replaced at sign-in by argon2id with the current parameters (details: from)
+password_rehashed = _events.signal("password_rehashed")
 sms_code_sent = _events.signal("sms_code_sent")
 sms_code_refused = _events.signal("sms_code_refused")
 request_refused = _events.signal("request_refused")  # CSRF failures, oversized bodies …
@@ -48,7 +50,7 @@ outbound_refused = _events.signal("outbound_refused")  # a call to a URL or addr
 
 SECURITY_EVENTS = (
     account_registered, login_succeeded, login_failed, account_locked, logged_out,
-    profile_updated, password_changed, sms_code_sent, sms_code_refused, request_refused,
+    profile_updated, password_changed, password_rehashed, sms_code_sent, sms_code_refused, request_refused,
     pii_key_rotated, token_revoked, consent_granted, consent_revoked, client_changed,
     session_ended, signing_key_rotated, captcha_failed, sms_code_rejected, sms_unavailable,
     staff_login_succeeded, staff_login_failed, staff_enrolled,

@@ -24,6 +24,7 @@ from idp.audit import unknown_name
 from idp.accounts.service import find_account  # also imported from here by idp.demo
 from idp.extensions import db, services
 from idp.models.accounts import ACTIVE, DISABLED, PENDING_REVIEW, Account
+from idp.security.passwords import hash_kind
 from idp.security.ratelimit import Limit, Lockout
 
 
@@ -116,8 +117,13 @@ def authenticate(account_type: str, login_name_key: str, password: str, address:
         return _failed(AuthOutcome("account_disabled", account), login_name_key)
 
     _accounts().clear_failures(str(account.id))
-    if hashing.needs_rehash(account.password_hash):
+    if hashing.needs_rehash(account.password_hash):  # new parameters, or a legacy format
+        previous = hash_kind(account.password_hash)
         account.password_hash = hashing.hash(password)
+        signals.password_rehashed.send(
+            current_app._get_current_object(), subject=account.login_name,
+            details={"from": previous}, committed_by_sender=True,
+        )
         db.session.commit()
     return AuthOutcome(None, account)
 
