@@ -126,10 +126,6 @@ def _logged_in_account():
     account = current_account()
     if account is None or account.status != "active":
         return None
-    # A sign-in from before the account was locked by staff (or disabled, deleted) no longer
-    # counts, even if its browser session had outlived the end of its SSO session.
-    if storage.issued_before_cut_off(account.sub, None, session.get("auth_time") or 0):
-        return None
     account._login = {"sid": session.get("sid"), "auth_time": session.get("auth_time"),
                       "amr": session.get("amr"), "acr": ACR_PASSWORD}
     return account

@@ -444,3 +444,13 @@ def test_cli_verify_with_the_verifier_down_changes_nothing(verifier_down):
                            document_type="resident_id", document_number="11010519491231002X")
     result = run_cli(app, "users", "verify", "li_si", "--json")
     assert last_json(result.output) == {"verification_status": "unverified"}
+
+
+@pytest.mark.parametrize("ending", ["console_disable", "console_lock"])
+def test_the_user_centre_session_ends_with_the_account(app, rp, admin, systems, person, ending):
+    (a, a_secret), _, _ = systems
+    rp.sign_in(a, a_secret)
+    assert rp.get("/center/profile").status_code == 200
+    ENDINGS[ending](app, admin, person)
+    left = rp.get("/center/profile")
+    assert left.status_code == 302 and "/login" in location(left)
