@@ -22,7 +22,7 @@ from idp.models.accounts import ACTIVE, DISABLED, Account
 from idp.models.oauth import RefreshToken, SsoSession
 from tests.admin.conftest import form_token
 from tests.conftest import PASSWORD, login, make_account, reason_of
-from tests.oidc.conftest import basic_auth, bearer, html, is_login_page, location, query_of
+from tests.oidc.conftest import basic_auth, bearer, is_login_page, location, query_of
 from tests.oidc.test_backchannel_logout import EVENT, Receiver
 
 WRONG = "Wr0ng!pass"

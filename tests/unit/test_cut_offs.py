@@ -4,8 +4,6 @@ listening afterwards, and forgotten once nothing it concerns can still live."""
 
 from __future__ import annotations
 
-import pytest
-
 from idp.clock import FrozenClock
 from idp.oauth.revocations import StoreRevocationList
 from idp.store import MemoryStore
