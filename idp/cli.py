@@ -70,6 +70,95 @@ def users_create(account_type, login_name, password, name, phone, email, uscc, o
     _emit({"sub": account.sub, "login_name": account.login_name, "account_type": account.account_type})
 
 
+def _account(login_name: str):
+    """The account named ``login_name`` (either type), or a usage error."""
+    from idp.accounts.names import login_name_key, normalise_login_name
+    from idp.accounts.service import find_account
+
+    account = find_account(login_name_key(normalise_login_name(login_name)))
+    if account is None:
+        raise click.ClickException(f"no account {login_name}")
+    return account
+
+
+_OPERATOR = "cli"  # the audit log's actor for the operators' commands
+
+
+def _staff_action(run, login_name: str) -> None:
+    """One of the console's account actions (idp.admin.user_service), with its effects."""
+    from idp.admin.user_service import UserServiceError
+
+    account = _account(login_name)
+    try:
+        outcome = run(account)
+    except UserServiceError as error:
+        raise click.ClickException(error.reason) from None
+    _log(f"{account.login_name}: {outcome}")
+
+
+@users.command("disable")
+@click.argument("login_name", metavar="LOGIN")
+@with_appcontext
+def users_disable(login_name):
+    """Disable an account: login refused; its sessions, tokens and codes end at once and its
+    clients are told by back-channel logout (the console's 禁用)."""
+    from idp.admin import user_service
+
+    _staff_action(lambda account: f"disabled, {user_service.disable(account, _OPERATOR)} sessions ended",
+                  login_name)
+
+
+@users.command("enable")
+@click.argument("login_name", metavar="LOGIN")
+@with_appcontext
+def users_enable(login_name):
+    """Enable a disabled account: it may sign in again (old tokens stay dead)."""
+    from idp.admin import user_service
+
+    _staff_action(lambda account: user_service.enable(account, _OPERATOR) or "enabled", login_name)
+
+
+@users.command("lock")
+@click.argument("login_name", metavar="LOGIN")
+@click.option("--minutes", type=int, required=True, help="1 to 43200")
+@with_appcontext
+def users_lock(login_name, minutes):
+    """Lock an account for N minutes: login refused until then; its sessions, tokens and codes
+    end at once, as with the console's 锁定."""
+    from idp.admin import user_service
+
+    _staff_action(lambda account: "locked until " + user_service.lock(account, minutes, _OPERATOR)
+                  .isoformat(timespec="seconds"), login_name)
+
+
+@users.command("unlock")
+@click.argument("login_name", metavar="LOGIN")
+@with_appcontext
+def users_unlock(login_name):
+    """Lift a lock (staff's or the wrong-password lockout's) and forget the failures counted."""
+    from idp.admin import user_service
+
+    _staff_action(lambda account: user_service.unlock(account, _OPERATOR) or "unlocked", login_name)
+
+
+@users.command("verify")
+@click.argument("login_name", metavar="LOGIN")
+@click.option("--json", "as_json", is_flag=True, help='print {"verification_status": …} as JSON')
+@with_appcontext
+def users_verify(login_name, as_json):
+    """Run the configured real-name verifier on the account's current data, as 保存 in the user
+    centre does, and apply its answer."""
+    from idp.verification.service import verify_automatically
+
+    account = _account(login_name)
+    outcome = verify_automatically(account)
+    _log(f"{account.login_name}: {outcome}")
+    if as_json:
+        _emit({"verification_status": account.verification_status})
+    else:
+        click.echo(account.verification_status)
+
+
 # --- demo --------------------------------------------------------------------------------
 
 @main.group()

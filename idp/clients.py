@@ -429,11 +429,17 @@ def rotate(client: Client, actor: str) -> str:
 
 def set_enabled(client: Client, enabled: bool, actor: str) -> None:
     """Disabling takes effect at once: the authorization and token endpoints look the
-    client up on every request and refuse a disabled one."""
+    client up on every request and refuse a disabled one, its commit cuts off every token it
+    was issued (idp.oauth.storage), and its refresh tokens are revoked: enabling it again
+    lets it sign users in anew, never revives what it held."""
     if client.enabled == enabled:
         return
     client.enabled = enabled
     db.session.commit()
+    if not enabled:
+        from idp.oauth import storage
+
+        storage.revoke_client_tokens(client.client_id)
     signals.client_changed.send(current_app._get_current_object(), subject=client.client_id, actor=actor,
                                 details={"action": "enabled" if enabled else "disabled"})
 

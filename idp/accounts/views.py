@@ -89,8 +89,21 @@ def current_account() -> Account | None:
     account_id = session.get("account_id")
     cached = g.get("current_account")
     if cached is None or cached[0] != account_id:
-        cached = g.current_account = (account_id, db.session.get(Account, account_id) if account_id else None)
+        account = db.session.get(Account, account_id) if account_id else None
+        if account is not None and not _still_live(account):
+            account = None
+        cached = g.current_account = (account_id, account)
     return cached[1]
+
+
+def _still_live(account: Account) -> bool:
+    """A session outlives its account's end nowhere: disabled, or signed in before a staff lock
+    (the sessions are ended then; this holds should one have escaped). idp.oauth.storage."""
+    from idp.models.accounts import ACTIVE
+    from idp.oauth import storage
+
+    return account.status == ACTIVE and not storage.issued_before_cut_off(
+        account.sub, None, session.get("auth_time") or 0)
 
 
 def login_required(view):

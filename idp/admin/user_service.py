@@ -148,7 +148,10 @@ def _audited(account: Account, actor: str, action: str, **details) -> None:
 
 def lock(account: Account, minutes: int, actor: str) -> datetime:
     """Lock the account for ``minutes``: the same store key as the login lockout, so login
-    refuses it with ``account_locked`` until then (or until unlocked)."""
+    refuses it with ``account_locked`` until then (or until unlocked). Unlike the lockout that
+    wrong passwords set — which must not end anything, or anyone could sign a victim out by
+    typing wrong passwords — a lock by staff ends the account's sessions and credentials as
+    disabling does (``_end_everything``)."""
     if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= MAX_LOCK_MINUTES:
         raise UserServiceError("invalid_minutes")
     seconds = minutes * 60
@@ -156,12 +159,16 @@ def lock(account: Account, minutes: int, actor: str) -> datetime:
     # The key is the login handler's own: one lock, whoever set it.
     services().store.set(handlers._lock_key(account), str(until_ts).encode(), seconds)
     until = datetime.fromtimestamp(until_ts, tz=timezone.utc)
-    _audited(account, actor, "account_locked", minutes=minutes, until=until.isoformat(timespec="seconds"))
+    storage.cut_off_account(account.sub)
+    ended = _end_everything(account)
+    _audited(account, actor, "account_locked", minutes=minutes, until=until.isoformat(timespec="seconds"),
+             sessions=ended)
     return until
 
 
 def unlock(account: Account, actor: str) -> None:
-    """Lift a lock (staff's or the lockout's) and forget the failures counted so far."""
+    """Lift a lock (staff's or the lockout's) and forget the failures counted so far. The
+    account may sign in again; what the lock ended stays ended."""
     handlers.unlock(account)
     _audited(account, actor, "account_unlocked")
 
@@ -182,22 +189,31 @@ def end_all_sessions(account: Account, actor: str) -> int:
     return ended
 
 
+def _end_everything(account: Account) -> int:
+    """Every session of the account ended (browser sessions gone, the clients told by
+    back-channel logout through the job queue) and every refresh token revoked. Its access
+    tokens and codes were cut off before (idp.oauth.storage). Returns the sessions ended."""
+    ended = _end_sessions(account)
+    storage.revoke_account_tokens(account.id)  # also those of no session (offline access)
+    return ended
+
+
 def disable(account: Account, actor: str) -> int:
-    """An active account becomes disabled: login refuses it (``account_disabled``), its
+    """An active account becomes disabled: login refuses it (``account_disabled``), every
+    credential it holds stops working at once (the commit cuts it off: idp.oauth.storage), its
     sessions end and every refresh token it holds is revoked. Returns the sessions ended."""
     if account.status != ACTIVE:
         raise UserServiceError("not_active")
     account.status = DISABLED
     db.session.commit()
-    ended = _end_sessions(account)
-    storage.revoke_account_tokens(account.id)  # also those of no session (offline access)
+    ended = _end_everything(account)
     _audited(account, actor, "account_disabled", sessions=ended)
     return ended
 
 
 def enable(account: Account, actor: str) -> None:
-    """A disabled account becomes active again. (A pending registration is decided in the
-    review queue, never enabled here.)"""
+    """A disabled account becomes active again: it may sign in; the tokens it held stay dead.
+    (A pending registration is decided in the review queue, never enabled here.)"""
     if account.status != DISABLED:
         raise UserServiceError("not_disabled")
     account.status = ACTIVE

@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from idp.extensions import db
 from idp.http import add_security_headers, no_store, refused_as_too_large
+from idp.models.accounts import ACTIVE
 from idp.oauth import claims as claim_sets
 from idp.oauth import userinfo_cache
 from idp.oauth.server import verify_access_token
@@ -48,6 +49,8 @@ def userinfo(app, request):
     account = None
     if "openid" in scope_to_list(scope):
         account = userinfo_cache.account_for_claims(str(token_claims.get("sub")))
+        if account is None or account.status != ACTIVE:  # deleted, disabled (idp.oauth.storage)
+            return _bearer_error(app, "invalid_token", "The access token is invalid, expired or revoked.")
     if account is None:
         return _bearer_error(app, "insufficient_scope", "The token does not grant access to user info.", 403)
     return no_store(jsonify(dict(claim_sets.user_claims(account, scope))))

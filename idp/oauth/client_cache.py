@@ -40,10 +40,12 @@ class ClientCache:
         client = self._clients.get(client_id)
         if client is not None:
             return client
+        cached_at = self.clock.time()  # before the read: a change after it is newer than the copy
         row = load(client_id)
         if row is None or not row.enabled:
             return None
         client = _snapshot(row)
+        client.cached_at = cached_at
         with self._lock:
             self._clients[client_id] = client
         return client

@@ -15,6 +15,13 @@ that has died without an error (a half-open connection, a failover) is given up 
 heartbeats unheard, and the list is read again whenever the subscription is made anew (by this
 thread, or by redis-py reconnecting on its own). The in-process store (one process) is simply
 asked: there, that is a dictionary look-up.
+
+Besides single tokens, the list holds *cut-offs*: "every credential of this account (or client)
+issued at or before this moment is dead" (``cut_off``). Disabling, locking or deleting an account
+and disabling or deleting a client writes one, so that every token it ever got, however it was
+issued and whether or not a row records it (client credentials, a code exchanged without a refresh
+token), is refused at its next use, in every process at once, by one more dictionary look-up. A
+cut-off lives as long as the longest-lived token it can concern.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ import weakref
 from idp.store import RedisStore
 
 _KEY = "revoked_jti:"
+_CUT_OFF_KEY = "cut_off:"
+_CUT_OFF_MESSAGE = "cut_off"
 _CHANNEL = "revocations"
 # The revocation outlives the token by this much: room for clocks a little apart.
 _MARGIN_SECONDS = 60
@@ -54,6 +63,18 @@ class StoreRevocationList:
     def is_revoked(self, jti: str) -> bool:
         return self.store.get(_KEY + jti) is not None
 
+    def cut_off(self, name: str, at: float, ttl: float) -> None:
+        """Every credential of ``name`` (``sub:…``, ``client:…``) issued at or before ``at`` is
+        dead; ``ttl``: how long such a credential may still live. A later cut-off replaces an
+        earlier one (it covers everything the earlier one did)."""
+        if ttl > 0:
+            self.store.set(_CUT_OFF_KEY + name, repr(at).encode(), ttl + _MARGIN_SECONDS)
+
+    def cut_off_at(self, name: str) -> float | None:
+        """The moment of ``name``'s live cut-off, if any."""
+        raw = self.store.get(_CUT_OFF_KEY + name)
+        return float(raw) if raw is not None else None
+
 
 class SubscribedRevocationList(StoreRevocationList):
     """Knows the revocations of every process (Redis publish/subscribe), once listening."""
@@ -62,6 +83,7 @@ class SubscribedRevocationList(StoreRevocationList):
         super().__init__(store, clock)
         self.heartbeat_seconds = heartbeat_seconds
         self._known: dict[str, float] = {}  # jti → when the revocation may be forgotten
+        self._cut_offs: dict[str, tuple[float, float]] = {}  # name → (cut-off moment, forget at)
         self._live = threading.Event()
         self._listening_in: int | None = None  # the process whose thread follows the channel
         self._lock = threading.Lock()
@@ -83,6 +105,22 @@ class SubscribedRevocationList(StoreRevocationList):
             return False
         return super().is_revoked(jti)
 
+    def cut_off(self, name: str, at: float, ttl: float) -> None:
+        super().cut_off(name, at, ttl)
+        if ttl > 0:
+            forget_at = self.clock.time() + ttl + _MARGIN_SECONDS
+            _note_cut_off(self._cut_offs, name, at, forget_at)
+            self.store.publish(_CHANNEL, f"{_CUT_OFF_MESSAGE} {forget_at!r} {at!r} {name}".encode())
+
+    def cut_off_at(self, name: str) -> float | None:
+        self.listen()
+        known = self._cut_offs.get(name)
+        if known is not None and known[1] > self.clock.time():
+            return known[0]
+        if self._live.is_set():
+            return None
+        return super().cut_off_at(name)
+
     def listen(self) -> None:
         """Start this process's listening thread, once per process (the first use starts it, so
         a server that forks its workers gets one in each)."""
@@ -95,15 +133,35 @@ class SubscribedRevocationList(StoreRevocationList):
             self._live = threading.Event()  # a forked child is not listening yet
             self._listening_in = pid
             threading.Thread(target=_follow, name="idp-revocations", daemon=True,
-                             args=(weakref.ref(self), self.store, self.clock, self._known, self._live,
-                                   self.heartbeat_seconds)).start()
+                             args=(weakref.ref(self), self.store, self.clock, self._known, self._cut_offs,
+                                   self._live, self.heartbeat_seconds)).start()
 
     def wait_until_listening(self, timeout: float) -> bool:
         self.listen()
         return self._live.wait(timeout)
 
 
-def _follow(owner, store, clock, known: dict, live: threading.Event, heartbeat: float) -> None:
+def _note_cut_off(cut_offs: dict, name: str, at: float, forget_at: float) -> None:
+    known = cut_offs.get(name)
+    if known is None or known[0] <= at:
+        cut_offs[name] = (at, forget_at)
+
+
+def _read_cut_offs(store, cut_offs: dict) -> None:
+    """The cut-offs already stored (few: those of the last token lifetime)."""
+    for name, forget_at in store.expiries(_CUT_OFF_KEY).items():
+        raw = store.get(_CUT_OFF_KEY + name)
+        if raw is not None:
+            _note_cut_off(cut_offs, name, float(raw), forget_at)
+
+
+def _read_lists(store, known: dict, cut_offs: dict) -> None:
+    known.update(store.expiries(_KEY))
+    _read_cut_offs(store, cut_offs)
+
+
+def _follow(owner, store, clock, known: dict, cut_offs: dict, live: threading.Event,
+            heartbeat: float) -> None:
     """The listening thread: subscribe, read the list, then add what is published. It holds no
     reference to its list, and ends once the list is gone (an application discarded by tests)."""
     subscription = None
@@ -112,7 +170,7 @@ def _follow(owner, store, clock, known: dict, live: threading.Event, heartbeat: 
         try:
             if subscription is None:
                 subscription = store.subscription(_CHANNEL)
-                known.update(store.expiries(_KEY))
+                _read_lists(store, known, cut_offs)
                 heard = beaten = time.monotonic()
                 live.set()
             if time.monotonic() - beaten >= heartbeat:
@@ -122,10 +180,15 @@ def _follow(owner, store, clock, known: dict, live: threading.Event, heartbeat: 
             if message is not None:
                 heard = time.monotonic()
                 if message["type"] == "subscribe":  # redis-py subscribed again on its own
-                    known.update(store.expiries(_KEY))
+                    _read_lists(store, known, cut_offs)
                 elif message["type"] == "message" and message["data"] != _HEARTBEAT:
-                    forget_at, _, jti = message["data"].decode().partition(" ")
-                    known[jti] = float(forget_at)
+                    text = message["data"].decode()
+                    if text.startswith(_CUT_OFF_MESSAGE + " "):
+                        _, forget_at, at, name = text.split(" ", 3)
+                        _note_cut_off(cut_offs, name, float(at), float(forget_at))
+                    else:
+                        forget_at, _, jti = text.partition(" ")
+                        known[jti] = float(forget_at)
             elif time.monotonic() - heard > 3 * heartbeat:
                 raise ConnectionError("no heartbeat heard on the revocation channel")
             now = clock.time()
@@ -133,6 +196,9 @@ def _follow(owner, store, clock, known: dict, live: threading.Event, heartbeat: 
                 for jti, forget_at in list(known.items()):
                     if forget_at <= now:
                         known.pop(jti, None)
+                for name, (_, forget_at) in list(cut_offs.items()):
+                    if forget_at <= now:
+                        cut_offs.pop(name, None)
                 purged_at = now
         except Exception:  # Redis gone, restarting or not delivering: ask the store until subscribed anew
             if live.is_set():

@@ -28,6 +28,7 @@ from flask import request as flask_request
 from joserfc import jwt
 
 from idp.extensions import db, services
+from idp.models.accounts import ACTIVE
 from idp.oauth import keys, storage
 from idp.oauth.claims import id_token_claims
 
@@ -68,9 +69,13 @@ def access_token(client, grant_type, user, scope) -> str:
 
 
 def verify_access_token(token: str) -> dict | None:
-    """The claims of a valid, unrevoked access token of this provider, else None."""
+    """The claims of a valid, unrevoked access token of this provider whose account and client
+    were not cut off since it was issued (disabled, locked, deleted), else None. Every check is
+    a look-up in this process's memory once the revocation list is listening."""
     claims = decode_access_token(token)
     if claims is None or storage.access_jti_revoked(str(claims.get("jti"))):
+        return None
+    if storage.issued_before_cut_off(str(claims.get("sub")), str(claims.get("client_id")), claims.get("iat") or 0):
         return None
     return claims
 
@@ -270,9 +275,15 @@ def _token_record(token: str, hint: str | None):
         if claims is not None:
             return AccessTokenRecord(claims)
     if token.count(".") != 2:
-        return storage.db.session.execute(
+        row = storage.db.session.execute(
             storage.db.select(storage.RefreshToken).filter_by(token_hash=storage.token_hash(token))
         ).scalar_one_or_none()
+        if row is None or storage.query_client(row.client_id) is None:
+            return None
+        account = storage.account_by_id(row.account_id)
+        if account is None or account.status != ACTIVE:
+            return None
+        return row
     return None
 
 

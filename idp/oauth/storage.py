@@ -1,6 +1,13 @@
 """Every storage hook of the authorization server, in one module, so that grant classes hold
 only policy (ARCHITECTURE.md). Codes and refresh tokens are stored as SHA-256 hashes; access
 tokens are JWTs, revoked through a list that lives as long as they do (idp.oauth.revocations).
+
+Every use of a credential checks that its account and its client are still live: a code or a
+refresh token is spent only for an active account (its status comes back with the spending
+statement), a client is found only while enabled (``query_client``), and nothing issued at or
+before an account's or client's cut-off is accepted (``cut_off_account``, ``cut_off_client``,
+``issued_before_cut_off``) — a disabled, staff-locked or deleted account, a disabled or deleted
+client, whatever token it holds and however it was issued.
 """
 
 from __future__ import annotations
@@ -11,15 +18,16 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, inspect, select, update
 from sqlalchemy.orm import load_only
 
 from idp import signals
 from idp.extensions import db, services
-from idp.models.accounts import Account
+from idp.models import changes
+from idp.models.accounts import ACTIVE, Account
 from idp.models.clients import Client
 from idp.models.oauth import AuthorizationCode, Consent, RefreshToken
 
@@ -38,7 +46,8 @@ def _subject_columns(table):
     owner = _ACCOUNTS.c.id == table.c.account_id
     return (select(_ACCOUNTS.c.sub).where(owner).correlate(table).scalar_subquery().label("subject_sub"),
             select(_ACCOUNTS.c.account_type).where(owner).correlate(table).scalar_subquery()
-            .label("subject_account_type"))
+            .label("subject_account_type"),
+            select(_ACCOUNTS.c.status).where(owner).correlate(table).scalar_subquery().label("subject_status"))
 
 
 # A code or refresh token is spent by one statement that marks it used and returns it with its
@@ -83,6 +92,7 @@ class TokenSubject:
     sid: str | None = None
     auth_time: int | None = None
     access_jti: str | None = None
+    status: str | None = None  # the account's, as the spending statement read it
 
     @property
     def _login(self) -> dict:
@@ -98,8 +108,20 @@ def _spent(model, found, access_jti: str | None = None):
     values = found._mapping
     row = model(**{column.key: values[column.key] for column in model.__table__.c})
     row.subject = TokenSubject(row.account_id, values["subject_sub"], values["subject_account_type"],
-                               row.sid, row.auth_time, access_jti)
+                               row.sid, row.auth_time, access_jti, values["subject_status"])
     return row
+
+
+def _live(row, issued_at: float) -> bool:
+    """A code or refresh token just spent may be used: its account is active (a deleted one
+    reads as None) and neither the account nor the client was cut off after it was issued."""
+    subject = row.subject
+    return (subject.status == ACTIVE
+            and not issued_before_cut_off(subject.sub, row.client_id, issued_at, whole_seconds=False))
+
+
+def _timestamp(moment) -> float:
+    return moment.replace(tzinfo=moment.tzinfo or timezone.utc).timestamp()
 
 
 def token_hash(value: str) -> str:
@@ -124,10 +146,19 @@ def unverified_claims(jwt_token: str) -> dict:
 # -- clients ----------------------------------------------------------------------------------
 
 def query_client(client_id: str | None) -> Client | None:
-    """The enabled client (a cached, detached copy: idp.oauth.client_cache)."""
+    """The enabled client (a cached, detached copy: idp.oauth.client_cache). Another process may
+    have disabled it a moment ago, before this one's cache heard of it: a copy older than the
+    client's cut-off (heard at once through the revocation list) is checked against the row."""
     if not client_id or len(client_id) > 64:
         return None
-    return current_app.extensions["idp.client_cache"].get(client_id, _client_row)
+    client = current_app.extensions["idp.client_cache"].get(client_id, _client_row)
+    if client is not None:
+        cut = services().revocations.cut_off_at(_CLIENT + client_id)
+        if cut is not None and cut >= client.cached_at:
+            row = _client_row(client_id)
+            if row is None or not row.enabled:
+                return None
+    return client
 
 
 def _client_row(client_id: str) -> Client | None:
@@ -188,7 +219,7 @@ def take_code(code: str, client: Client) -> AuthorizationCode | None:
         if known is not None and known.client_id == params["for_client"] and known.used_at is not None:
             revoke_code_grant(known)
         return None
-    if row.expires_at <= now:
+    if row.expires_at <= now or not _live(row, _timestamp(row.expires_at) - current_app.config["CODE_TTL"]):
         return None
     return row
 
@@ -243,7 +274,9 @@ def spend_refresh_token(value: str, client: Client) -> RefreshToken | None:
     params = {"hash": token_hash(value or ""), "for_client": client.get_client_id(), "now": now}
     row = _spent(RefreshToken, db.session.execute(_SPEND_REFRESH_TOKEN, params).first())
     if row is not None:
-        return row
+        # Issued by the provider's clock (``save_token``), as the cut-offs are.
+        issued_at = _timestamp(row.expires_at) - current_app.config["REFRESH_TOKEN_TTL"]
+        return row if _live(row, issued_at) else None
     known = db.session.execute(_REFRESH_TOKEN_BY_HASH, {"hash": params["hash"]}).scalar_one_or_none()
     if known is not None and (known.rotated_at is not None or known.revoked_at is not None):
         revoke_family(known.family_id)
@@ -261,6 +294,87 @@ def revoke_family(family_id: str) -> None:
         if row.access_jti and row.access_expires_at:
             revoke_access_jti(row.access_jti, row.access_expires_at - services().clock.time())
     db.session.commit()
+
+
+# -- cut-offs: the end of every credential of an account or a client ------------------------
+
+_ACCOUNT = "sub:"
+_CLIENT = "client:"
+
+
+def _cut_off(name: str) -> None:
+    """Everything of ``name`` issued until now is dead, for as long as any of it could live
+    (an access token or a code; refresh tokens and sessions are ended in the database)."""
+    cfg = current_app.config
+    services().revocations.cut_off(name, services().clock.time(), max(cfg["ACCESS_TOKEN_TTL"], cfg["CODE_TTL"]))
+
+
+def cut_off_account(sub: str) -> None:
+    """A disabled, staff-locked or deleted account: every credential it was issued so far dies."""
+    _cut_off(_ACCOUNT + sub)
+
+
+def cut_off_client(client_id: str) -> None:
+    """A disabled or deleted client: every credential it was issued so far dies."""
+    _cut_off(_CLIENT + client_id)
+
+
+def issued_before_cut_off(sub: str | None, client_id: str | None, issued_at: float,
+                          whole_seconds: bool = True) -> bool:
+    """Whether a credential of ``sub`` for ``client_id`` issued at ``issued_at`` was cut off.
+    A token's ``iat`` and a sign-in's ``auth_time`` are whole seconds: a cut-off within that
+    second counts (what was issued in the same second after it must be asked for again); the
+    issue time of a code or refresh token is exact."""
+    revocations = services().revocations
+    for name in (_ACCOUNT + sub if sub else None, _CLIENT + client_id if client_id else None):
+        if name is not None:
+            cut = revocations.cut_off_at(name)
+            if cut is not None and (issued_at <= cut if whole_seconds else issued_at < cut):
+                return True
+    return False
+
+
+def revoke_client_tokens(client_id: str) -> None:
+    """End every refresh-token family of a client (and the access tokens they issued)."""
+    families = db.session.execute(db.select(RefreshToken.family_id).filter_by(client_id=client_id)
+                                  .where(RefreshToken.revoked_at.is_(None)).distinct()).scalars().all()
+    for family in families:
+        revoke_family(family)
+
+
+def _sub_if_account_ends(account: Account) -> str | None:
+    """The ``sub`` of an account deleted, or whose status left ``active``, in this commit."""
+    state = inspect(account)
+    if state.session is not None and account in state.session.deleted:
+        return account.sub
+    if "status" in state.committed_state and account.status != ACTIVE:
+        return account.sub
+    return None
+
+
+def _accounts_ended(subs: set) -> None:
+    for sub in subs - {None}:
+        cut_off_account(sub)
+
+
+def _id_if_client_ends(client: Client) -> str | None:
+    state = inspect(client)
+    if state.session is not None and client in state.session.deleted:
+        return client.client_id
+    if "enabled" in state.committed_state and not client.enabled:
+        return client.client_id
+    return None
+
+
+def _clients_ended(client_ids: set) -> None:
+    for client_id in client_ids - {None}:
+        cut_off_client(client_id)
+
+
+# Whatever ends an account or a client (the console, the CLI, a service, a script), the cut-off
+# follows its commit at once.
+changes.after_commit_of(Account, _sub_if_account_ends, _accounts_ended)
+changes.after_commit_of(Client, _id_if_client_ends, _clients_ended)
 
 
 def revoke_access_jti(jti: str, ttl: float) -> None:

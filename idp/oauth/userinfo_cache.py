@@ -4,9 +4,10 @@ Userinfo is the busiest endpoint that needs the database: every relying party ca
 each sign-in, and resource servers call it per request. Reading the account was most of its
 cost (bench/PROFILE.md); Keycloak keeps a user cache for the same reason.
 
-- The entry holds the account columns the claims are made from (``claims.CLAIM_COLUMNS``),
-  encrypted with the personal-data keyring like the database columns they come from.
-- Any commit that changes a claim column of the account (profile, verification, the console)
+- The entry holds the account columns the claims are made from (``claims.CLAIM_COLUMNS``)
+  and the account's ``status``, which userinfo checks at every use (a disabled account's token
+  is refused even if its cut-off were missed: idp.oauth.storage), encrypted with the personal-data keyring like the database columns they come from.
+- Any commit that changes one of these columns of the account (profile, verification, the console)
   or deletes it replaces the entry with a short-lived tombstone. A reader that loaded the row before that
   commit adds its copy only where no entry exists (``add``), so it cannot put the old data back
   over the tombstone; readers while the tombstone lives go to the database.
@@ -31,6 +32,7 @@ TOMBSTONE_SECONDS = 30
 _KEY = "userinfo:"
 _TOMBSTONE = b"-"
 _CONTEXT = "cache.userinfo"
+COLUMNS = [*claims.CLAIM_COLUMNS, "status"]
 
 
 def key(sub: str) -> str:
@@ -47,12 +49,15 @@ def account_for_claims(sub: str | None):
     cached = store.get(key(sub))
     if cached is not None and cached != _TOMBSTONE:
         try:
-            return _account(json.loads(keyring.decrypt(cached.decode(), _CONTEXT)))
-        except (KeyringError, ValueError, TypeError):
-            cached = None
-    account = storage.account_by_sub(sub, claims.CLAIM_COLUMNS)
+            entry = json.loads(keyring.decrypt(cached.decode(), _CONTEXT))
+            if "status" in entry["values"]:  # an entry written before it carried the status: absent
+                return _account(entry)
+        except (KeyringError, ValueError, TypeError, KeyError):
+            pass
+        cached = None
+    account = storage.account_by_sub(sub, COLUMNS)
     if account is not None and cached is None:
-        values = json.dumps(_values(account, claims.CLAIM_COLUMNS), ensure_ascii=False)
+        values = json.dumps(_values(account, COLUMNS), ensure_ascii=False)
         store.add(key(sub), keyring.encrypt(values, _CONTEXT).encode(), TTL_SECONDS)
     return account
 
@@ -85,13 +90,13 @@ def _account(entry: dict) -> CachedAccount:
 
 
 def _sub_if_claims_change(account: Account) -> str | None:
-    """The account's ``sub`` when a claim column changes or the row goes (a sign-in's
+    """The account's ``sub`` when a cached column changes or the row goes (a sign-in's
     ``last_login_at`` keeps the cache)."""
     state = inspect(account)
     if state.session is not None and account in state.session.deleted:
         return account.sub
     # committed_state holds the loaded value of every attribute set since the last flush.
-    if any(name in state.committed_state for name in claims.CLAIM_COLUMNS):
+    if any(name in state.committed_state for name in COLUMNS):
         return account.sub
     return None
 
