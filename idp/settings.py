@@ -37,6 +37,14 @@ def _on_off(value: Any) -> str:
 
 
 SERVERS = ("granian", "gunicorn")
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in LOG_FORMATS:
+        raise ValueError(f"expected 'text' or 'json', got {value!r}")
+    return text
 
 
 def _server(value: Any) -> str:
@@ -117,6 +125,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SERVER", "granian", "HTTP server of `idp serve`: granian (measured fastest, bench/PROFILE.md) or gunicorn", _server),
     Setting("WORKERS", 0, "server workers for `idp serve`; 0 = one per core (measured best for this CPU-bound server, bench/)", int),
     Setting("THREADS", 4, "request threads per worker of `idp serve` (measured, bench/PROFILE.md)", int),
+    Setting("LOG_FORMAT", "text", "text, or json: every line the server writes is one JSON object (docs/operations.md)", _log_format),
+    Setting("METRICS_TOKEN", "", "bearer token that opens /metrics to other than loopback addresses; empty: loopback only (at least 32 characters in production)"),
     Setting("ACCESS_LOG", False, "one access log line per request on stdout from `idp serve` (either server); off by default, as in both servers: the reverse proxy in front keeps the access log, and logging each request cost 6-8 % of a cheap request's CPU (bench/PROFILE.md)", _bool),
 )
 
@@ -211,5 +221,7 @@ def _check_production(cfg: dict[str, Any]) -> None:
         raise ConfigurationError("production needs IDP_DATABASE_URL (PostgreSQL)")
     if cfg["SMS_GATEWAY"] == "outbox":
         raise ConfigurationError("production needs IDP_SMS_GATEWAY=http")
+    if cfg["METRICS_TOKEN"] and len(cfg["METRICS_TOKEN"]) < 32:
+        raise ConfigurationError("IDP_METRICS_TOKEN must be at least 32 characters in production")
     if cfg.get("VERIFIER") == "local":
         raise ConfigurationError("production needs IDP_VERIFIER=http (the national interface)")
