@@ -178,11 +178,11 @@ def _derive(cfg: dict[str, Any]) -> None:
     if not cfg["PII_KEYRING"]:
         cfg["PII_KEYRING"] = str(instance / "pii-keyring.json")
     if not cfg["SECRET_KEY"]:
-        cfg["SECRET_KEY"] = _instance_secret(instance / "secret_key", cfg["ENV"])
+        cfg["SECRET_KEY"] = _instance_secret(instance / "secret_key", cfg["ENV"], cfg["LOG_FORMAT"])
     cfg["SECURE_COOKIES"] = cfg["ISSUER"].startswith("https://") or cfg["ENV"] == "production"
 
 
-def _instance_secret(path: Path, env: str) -> str:
+def _instance_secret(path: Path, env: str, log_format: str = "text") -> str:
     if not path.exists():
         if env == "production":
             raise ConfigurationError("IDP_SECRET_KEY must be set in production")
@@ -196,7 +196,7 @@ def _instance_secret(path: Path, env: str) -> str:
             value = secrets.token_urlsafe(48)
             with os.fdopen(fd, "w") as handle:
                 handle.write(value)
-            print(f"warning: generated a development secret key into {path}", file=sys.stderr)
+            _warn(f"generated a development secret key into {path}", log_format)
             return value
     import time
 
@@ -206,6 +206,19 @@ def _instance_secret(path: Path, env: str) -> str:
             return existing
         time.sleep(0.01)
     raise ConfigurationError(f"the secret key file {path} is empty")
+
+
+def _warn(message: str, log_format: str) -> None:
+    """A warning before logging is set up, in the configured log format (IDP_LOG_FORMAT)."""
+    if log_format == "json":
+        import json
+        from datetime import datetime, timezone
+
+        ts = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        print(json.dumps({"ts": ts, "level": "warning", "logger": "idp.settings", "message": message}),
+              file=sys.stderr)
+    else:
+        print(f"warning: {message}", file=sys.stderr)
 
 
 def _check_production(cfg: dict[str, Any]) -> None:

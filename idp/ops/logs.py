@@ -3,8 +3,10 @@ each carrying the request id of the request it was written in."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import re
 import secrets
 import sys
@@ -23,7 +25,24 @@ def request_id_from(header: str | None, trusted: bool) -> str:
     """The proxy's id when it is trusted and the id is sane; otherwise a new one."""
     if trusted and header and _SANE_REQUEST_ID.fullmatch(header):
         return header
-    return secrets.token_hex(16)
+    return f"{_ids.prefix}{next(_ids.counter):016x}"
+
+
+class _Ids:
+    """New ids: 32 hex characters like nginx's $request_id, a random prefix per process and a
+    counter. An id only has to be unique, not secret; a random one per request (a system call)
+    cost 2.8 µs, this 0.3 (docs/operations.md)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.prefix = secrets.token_hex(8)
+        self.counter = itertools.count(1)
+
+
+_ids = _Ids()
+os.register_at_fork(after_in_child=_ids.reset)  # a forked worker (gunicorn) gets its own prefix
 
 
 _STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {

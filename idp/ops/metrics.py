@@ -46,11 +46,10 @@ class Metrics:
         self.app = app
         self.registry = CollectorRegistry()
         self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
-        if self.multiprocess_dir:
-            # The value class is chosen when prometheus_client is imported; a server master that
-            # imported it before the directory was set up must not hand in-memory values to its
-            # forked workers (gunicorn forks after loading the configuration).
-            values.ValueClass = values.get_value_class()
+        # prometheus_client chooses where values live when it is imported; a server master that
+        # imported it before the directory was set up must not hand in-memory values to its
+        # forked workers (gunicorn forks after loading the configuration).
+        values.ValueClass = values.get_value_class()
         r = self.registry
         self.requests = Histogram(
             "idp_http_request_duration_seconds", "Requests by endpoint (URL rule) and status, with their latency",
