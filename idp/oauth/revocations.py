@@ -141,7 +141,7 @@ def _follow(owner, store, clock, known: dict, live: threading.Event, heartbeat: 
             if subscription is not None:
                 try:
                     subscription.close()
-                except Exception:  # noqa: S110 - the connection is being dropped anyway
+                except Exception:  # noqa: S110  # nosec B110  # the connection is being dropped anyway
                     pass
             subscription = None
             time.sleep(_RETRY_SECONDS)
