@@ -179,3 +179,19 @@ def test_text_logs_cannot_be_forged_by_a_path(settings, clock, capsys):
     captured = capsys.readouterr()
     assert "\nINFO forged line" not in captured.out and "\nINFO forged line" not in captured.err
     assert '"GET /x\\nINFO forged line HTTP/1.1" 404' in captured.out
+
+
+def test_the_example_dashboard_uses_only_exported_metric_names(client):
+    from pathlib import Path
+
+    import re as regex
+
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in regex.findall(r"\bidp_[a-z_]+", target["expr"])}
+    exported = set(regex.findall(r"^# TYPE (\S+) (\S+)", client.get("/metrics").get_data(as_text=True), regex.M))
+    names = set()
+    for name, kind in exported:
+        names |= {name} | ({f"{name}_total"} if kind == "counter" else set())
+        names |= {f"{name}_bucket", f"{name}_count", f"{name}_sum"} if kind == "histogram" else set()
+    assert used and used <= names, used - names
