@@ -68,13 +68,16 @@ def test_two_workers_samples_add_up_and_a_dead_worker_counts_no_longer_as_alive(
 
 
 def test_each_server_start_gets_a_fresh_directory(tmp_path, monkeypatch):
-    monkeypatch.delenv(ops_metrics.MULTIPROC_ENV, raising=False)
+    # Recorded first, so that monkeypatch puts back the variable's state of before the test
+    # (prepare_multiprocess_dir sets it as `idp serve` does, behind monkeypatch's back).
+    monkeypatch.setenv(ops_metrics.MULTIPROC_ENV, "unused")
+    monkeypatch.delenv(ops_metrics.MULTIPROC_ENV)
     made, created = ops_metrics.prepare_multiprocess_dir()
     try:
         assert created and os.environ[ops_metrics.MULTIPROC_ENV] == made and os.listdir(made) == []
     finally:
         ops_metrics.remove_multiprocess_dir(made)
-        monkeypatch.delenv(ops_metrics.MULTIPROC_ENV)
+        del os.environ[ops_metrics.MULTIPROC_ENV]
     assert not os.path.exists(made)
     # The operator's own directory: last start's samples go, the directory stays.
     own = tmp_path / "own"
@@ -85,3 +88,8 @@ def test_each_server_start_gets_a_fresh_directory(tmp_path, monkeypatch):
     path, created = ops_metrics.prepare_multiprocess_dir()
     assert path == str(own) and not created
     assert sorted(os.listdir(own)) == ["keep.txt"]
+
+
+def test_the_variable_is_left_as_it_was():
+    """After the tests above, apps in this process keep their samples in memory again."""
+    assert ops_metrics.MULTIPROC_ENV not in os.environ
