@@ -127,7 +127,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("THREADS", 4, "request threads per worker of `idp serve` (measured, bench/PROFILE.md)", int),
     Setting("LOG_FORMAT", "text", "text, or json: every line the server writes is one JSON object (docs/operations.md)", _log_format),
     Setting("METRICS_TOKEN", "", "bearer token that opens /metrics to other than loopback addresses; empty: loopback only (at least 32 characters in production)"),
-    Setting("ACCESS_LOG", False, "one access log line per request on stdout from `idp serve` (either server); off by default, as in both servers: the reverse proxy in front keeps the access log, and logging each request cost 6-8 % of a cheap request's CPU (bench/PROFILE.md)", _bool),
+    Setting("ACCESS_LOG", False, "one access log line per request on stdout, written by the provider with its request id (either server; not for /healthz, /readyz, /metrics); off by default, as in both servers: the reverse proxy in front keeps the access log, and logging each request cost 6-8 % of a cheap request's CPU (bench/PROFILE.md)", _bool),
 )
 
 

@@ -51,9 +51,9 @@ class Operations:
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
-        if path in (HEALTH, READY, METRICS):
-            return self._operations(path, environ, start_response)
         request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"), self.trust_request_id)
+        if path in (HEALTH, READY, METRICS):
+            return self._operations(path, environ, _with_request_id(start_response, request_id))
         environ["idp.request_id"] = request_id
         token = REQUEST_ID.set(request_id)
         status = "500"
@@ -86,7 +86,7 @@ class Operations:
             "endpoint": environ.get(ENDPOINT_ENVIRON_KEY) or (path if path in _BEFORE_FLASK else None),
         })
 
-    # -- the operators' own endpoints: no session, no request id, no access line -------------
+    # -- the operators' own endpoints: no session, no access line, no latency sample ----------
 
     def _operations(self, path, environ, start_response):
         method = environ.get("REQUEST_METHOD")
@@ -116,6 +116,13 @@ class Operations:
             return True
         sent = environ.get("HTTP_AUTHORIZATION", "").encode("latin-1", "replace")
         return self.metrics_authorization is not None and hmac.compare_digest(sent, self.metrics_authorization)
+
+
+def _with_request_id(start_response, request_id):
+    def start(status_line, headers, exc_info=None):
+        return start_response(status_line, [*headers, ("X-Request-ID", request_id)], exc_info)
+
+    return start
 
 
 def _answer(start_response, status, data, method, extra_headers=()):

@@ -195,3 +195,27 @@ def test_the_example_dashboard_uses_only_exported_metric_names(client):
         names |= {name} | ({f"{name}_total"} if kind == "counter" else set())
         names |= {f"{name}_bucket", f"{name}_count", f"{name}_sum"} if kind == "histogram" else set()
     assert used and used <= names, used - names
+
+
+def test_the_probes_carry_a_request_id_too(client):
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert len(client.get(path).headers["X-Request-ID"]) == 32, path
+
+
+def test_an_unknown_log_format_is_refused(settings):
+    from idp.settings import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="IDP_LOG_FORMAT: expected 'text' or 'json'"):
+        create_app({**settings, "LOG_FORMAT": "xml"})
+
+
+def test_production_refuses_a_short_metrics_token(settings):
+    from idp.settings import ConfigurationError, _check_production, load_settings
+
+    cfg = load_settings({"ENV": "development", "INSTANCE_DIR": settings["INSTANCE_DIR"]})
+    cfg.update(ENV="production", ISSUER="https://idp.example.cn", DATABASE_URL="postgresql+psycopg://db/idp",
+               SMS_GATEWAY="http", VERIFIER="http", METRICS_TOKEN="short")
+    with pytest.raises(ConfigurationError, match="IDP_METRICS_TOKEN must be at least 32 characters"):
+        _check_production(cfg)
+    _check_production({**cfg, "METRICS_TOKEN": "t" * 32})
+    _check_production({**cfg, "METRICS_TOKEN": ""})
