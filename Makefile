@@ -7,15 +7,34 @@ export PORT
 PYTEST_ARGS ?=
 TRANSLATIONS := themes/default/translations
 
-.PHONY: run test demo bench translations browser-deps clean
+.PHONY: run test check audit lock demo bench translations browser-deps clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install -q -e '.[test]'
+# Exactly the locked releases, each checked against its hash (requirements.lock: the main
+# dependencies, the test extra and what builds the editable install, pip included); then the
+# provider itself, built with the locked setuptools.
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/activate
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
+
+# After changing dependencies in pyproject.toml; LOCK_ARGS=--upgrade takes the newest releases.
+LOCK_ARGS ?=
+lock: | $(BIN)/activate
+	$(BIN)/pip install -q pip-tools
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --extra test --build-deps-for editable --strip-extras \
+	  --no-emit-find-links --no-emit-index-url $(LOCK_ARGS) -o requirements.lock pyproject.toml
+
+# Supply chain: bandit over idp/ (any finding fails; false positives are justified where they
+# stand, `# nosec BXXX  # reason`) and pip-audit against the lock file (.ci/audit).
+check: $(VENV)/.installed
+	$(BIN)/bandit -c pyproject.toml -r idp -q
+	BIN=$(BIN) .ci/audit
+
+audit: $(VENV)/.installed
+	BIN=$(BIN) .ci/audit
 
 translations: $(VENV)/.installed
 	$(BIN)/pybabel compile -d $(TRANSLATIONS) -D messages

@@ -125,6 +125,9 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
     from idp.oauth.published import PublishedDocuments
 
     app.wsgi_app = BareEndpoints(app, PublishedDocuments(app, app.wsgi_app))
+    from idp import ops
+
+    app.wsgi_app = ops.install(app, app.wsgi_app)  # probes, metrics, request ids, logs
     if cfg["TRUSTED_PROXIES"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg["TRUSTED_PROXIES"], x_proto=1, x_host=1)
     _install_page_helpers(app)

@@ -386,22 +386,36 @@ def run_server(target: str, workers: int | None = None) -> None:
     """Serve the WSGI app that ``target`` ("module:factory") builds in each worker, on the
     configured server (IDP_SERVER), address, workers and access log: what `idp serve` does with
     the provider's own factory. Needs an application context (the configuration); returns when
-    the server has stopped (SIGTERM / SIGINT)."""
+    the server has stopped (SIGTERM / SIGINT).
+
+    The workers' metrics meet in a directory made fresh for this start (idp.ops.metrics); the
+    access log is the provider's own (idp.ops), so the servers' access logs stay off."""
+    import logging
+
     from idp.oauth import keys as signing
+    from idp.ops import logs, metrics
 
     cfg = current_app.config
+    logs.configure(cfg["LOG_FORMAT"])
+    log = logging.getLogger("idp.server")
     signing.ensure_keys()  # before the workers start, so they never race to create keys
     if cfg["REDIS_URL"].startswith("memory://"):
         workers = 1
-        _log("IDP_REDIS_URL=memory:// keeps sessions in-process: serving with ONE worker")
+        log.warning("IDP_REDIS_URL=memory:// keeps sessions in-process: serving with ONE worker")
     else:
         workers = workers or cfg["WORKERS"] or multiprocessing.cpu_count()
     server = cfg["SERVER"]
-    _log(f"serving {cfg['ISSUER']} on {cfg['BIND']}:{cfg['PORT']} with {workers} worker(s) ({server})")
-    if server == "gunicorn":
-        _run_gunicorn(cfg, target, workers)
-    else:
-        _run_granian(cfg, target, workers)
+    metrics_dir, made = metrics.prepare_multiprocess_dir()
+    log.info(f"serving {cfg['ISSUER']} on {cfg['BIND']}:{cfg['PORT']} with {workers} worker(s) ({server})",
+             extra={"event": "server_starting", "server": server, "workers": workers, "metrics_dir": metrics_dir})
+    try:
+        if server == "gunicorn":
+            _run_gunicorn(cfg, target, workers)
+        else:
+            _run_granian(cfg, target, workers)
+    finally:
+        if made:
+            metrics.remove_multiprocess_dir(metrics_dir)
 
 
 def load_wsgi_app(target: str):
@@ -432,6 +446,17 @@ def _granian_worker_app(target: str):
     return load_wsgi_app(target)
 
 
+def _server_log_config(cfg, loggers: dict[str, str]) -> dict | None:
+    """The server's own lines as JSON when IDP_LOG_FORMAT=json; its usual text otherwise."""
+    if cfg["LOG_FORMAT"] != "json":
+        return None
+    from idp.ops.logs import server_dictconfig
+
+    config = server_dictconfig(loggers)
+    config["root"] = {"level": "WARNING", "handlers": []}  # gunicorn's defaults name a root handler
+    return config
+
+
 def _run_granian(cfg, target: str, workers: int) -> None:
     from granian.constants import HTTPModes, Interfaces
     from granian.server import Server
@@ -445,7 +470,8 @@ def _run_granian(cfg, target: str, workers: int) -> None:
         blocking_threads=cfg["THREADS"],  # Python threads per worker
         http=HTTPModes.http1,  # behind the TLS proxy; no cleartext HTTP/2 (h2c) surface
         websockets=False,  # none in WSGI
-        log_access=cfg["ACCESS_LOG"],
+        log_access=False,  # the provider writes its own (IDP_ACCESS_LOG, with the request id)
+        log_dictconfig=_server_log_config(cfg, {"_granian": "stdout", "granian.access": "stdout"}),
         respawn_failed_workers=True,  # as gunicorn does; a crash loop still stops the server
         workers_kill_timeout=30,  # gunicorn's graceful_timeout: then a stuck worker is killed
     ).serve(target_loader=_granian_worker_app)  # called with `target` in each worker
@@ -460,7 +486,8 @@ def _run_gunicorn(cfg, target: str, workers: int) -> None:
             self.cfg.set("workers", workers)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", cfg["THREADS"])
-            self.cfg.set("accesslog", "-" if cfg["ACCESS_LOG"] else None)
+            self.cfg.set("accesslog", None)  # the provider writes its own (IDP_ACCESS_LOG)
+            self.cfg.set("logconfig_dict", _server_log_config(cfg, {"gunicorn.error": "stderr"}) or {})
             self.cfg.set("timeout", 60)
 
         def load(self):

@@ -149,7 +149,7 @@ def validate(spec: ClientSpec) -> ClientSpec:
             raise ClientError("grant_types", "unsupported_grant_type")
     if spec.token_endpoint_auth_method not in AUTH_METHODS:
         raise ClientError("token_endpoint_auth_method", "unsupported_auth_method")
-    if spec.token_endpoint_auth_method == "none" and "client_credentials" in spec.grant_types:
+    if spec.token_endpoint_auth_method == "none" and "client_credentials" in spec.grant_types:  # nosec B105  # the "none" authentication method (RFC 7591), not a secret
         raise ClientError("grant_types", "public_client_credentials")
     for scope in spec.scopes:
         if scope not in SCOPES_SUPPORTED:
@@ -193,7 +193,7 @@ def create(spec: ClientSpec, secret: str | None = None, actor: str | None = None
         raise ClientError("client_id", "duplicate_client_id")
     client = Client(client_id=client_id, approved=approved)
     _apply(client, spec)
-    if spec.token_endpoint_auth_method != "none":
+    if spec.token_endpoint_auth_method != "none":  # nosec B105  # the "none" authentication method (RFC 7591), not a secret
         secret = secret or secrets.token_urlsafe(32)
         client.secret_hash = hash_secret(secret)
     else:

@@ -13,7 +13,7 @@ from idp.clients import import_declaration, load_declaration
 from idp.accounts.service import create_account
 from idp.login.handlers import find_account
 
-DEMO_PASSWORD = "Demo@2026pass"
+DEMO_PASSWORD = "Demo@2026pass"  # nosec B105  # the published password of the demo accounts (README), development only
 
 DEMO_ACCOUNTS = [
     dict(account_type="natural", login_name="demo_person", name="张三", gender="male",

@@ -37,6 +37,14 @@ def _on_off(value: Any) -> str:
 
 
 SERVERS = ("granian", "gunicorn")
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in LOG_FORMATS:
+        raise ValueError(f"expected 'text' or 'json', got {value!r}")
+    return text
 
 
 def _server(value: Any) -> str:
@@ -126,7 +134,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SERVER", "granian", "HTTP server of `idp serve`: granian (measured fastest, bench/PROFILE.md) or gunicorn", _server),
     Setting("WORKERS", 0, "server workers for `idp serve`; 0 = one per core (measured best for this CPU-bound server, bench/)", int),
     Setting("THREADS", 4, "request threads per worker of `idp serve` (measured, bench/PROFILE.md)", int),
-    Setting("ACCESS_LOG", False, "one access log line per request on stdout from `idp serve` (either server); off by default, as in both servers: the reverse proxy in front keeps the access log, and logging each request cost 6-8 % of a cheap request's CPU (bench/PROFILE.md)", _bool),
+    Setting("LOG_FORMAT", "text", "text, or json: every line the server writes is one JSON object (docs/operations.md)", _log_format),
+    Setting("METRICS_TOKEN", "", "bearer token that opens /metrics to other than loopback addresses; empty: loopback only (at least 32 characters in production)"),
+    Setting("ACCESS_LOG", False, "one access log line per request on stdout, written by the provider with its request id (either server; not for /healthz, /readyz, /metrics); off by default, as in both servers: the reverse proxy in front keeps the access log, and logging each request cost 6-8 % of a cheap request's CPU (bench/PROFILE.md)", _bool),
 )
 
 
@@ -177,7 +187,7 @@ def _derive(cfg: dict[str, Any]) -> None:
     if not cfg["PII_KEYRING"]:
         cfg["PII_KEYRING"] = str(instance / "pii-keyring.json")
     if not cfg["SECRET_KEY"]:
-        cfg["SECRET_KEY"] = _instance_secret(instance / "secret_key", cfg["ENV"])
+        cfg["SECRET_KEY"] = _instance_secret(instance / "secret_key", cfg["ENV"], cfg["LOG_FORMAT"])
     cfg["SECURE_COOKIES"] = cfg["ISSUER"].startswith("https://") or cfg["ENV"] == "production"
     development = cfg["ENV"] == "development"
     if cfg["JOBS_INLINE"] is None:
@@ -186,7 +196,7 @@ def _derive(cfg: dict[str, Any]) -> None:
         cfg["ALLOW_LOOPBACK_HTTP"] = development
 
 
-def _instance_secret(path: Path, env: str) -> str:
+def _instance_secret(path: Path, env: str, log_format: str = "text") -> str:
     if not path.exists():
         if env == "production":
             raise ConfigurationError("IDP_SECRET_KEY must be set in production")
@@ -200,7 +210,7 @@ def _instance_secret(path: Path, env: str) -> str:
             value = secrets.token_urlsafe(48)
             with os.fdopen(fd, "w") as handle:
                 handle.write(value)
-            print(f"warning: generated a development secret key into {path}", file=sys.stderr)
+            _warn(f"generated a development secret key into {path}", log_format)
             return value
     import time
 
@@ -230,6 +240,19 @@ def _check_outbound(cfg: dict[str, Any]) -> None:
                                          "IDP_ALLOW_LOOPBACK_HTTP on") from exc
 
 
+def _warn(message: str, log_format: str) -> None:
+    """A warning before logging is set up, in the configured log format (IDP_LOG_FORMAT)."""
+    if log_format == "json":
+        import json
+        from datetime import datetime, timezone
+
+        ts = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        print(json.dumps({"ts": ts, "level": "warning", "logger": "idp.settings", "message": message}),
+              file=sys.stderr)
+    else:
+        print(f"warning: {message}", file=sys.stderr)
+
+
 def _check_production(cfg: dict[str, Any]) -> None:
     if cfg["ENV"] not in {"development", "production"}:
         raise ConfigurationError("IDP_ENV must be development or production")
@@ -249,5 +272,7 @@ def _check_production(cfg: dict[str, Any]) -> None:
         raise ConfigurationError("production needs IDP_DATABASE_URL (PostgreSQL)")
     if cfg["SMS_GATEWAY"] == "outbox":
         raise ConfigurationError("production needs IDP_SMS_GATEWAY=http")
+    if cfg["METRICS_TOKEN"] and len(cfg["METRICS_TOKEN"]) < 32:
+        raise ConfigurationError("IDP_METRICS_TOKEN must be at least 32 characters in production")
     if cfg.get("VERIFIER") == "local":
         raise ConfigurationError("production needs IDP_VERIFIER=http (the national interface)")

@@ -47,6 +47,10 @@ verification_voided = _events.signal("verification_voided")  # a review or a ver
 identity_conflict = _events.signal("identity_conflict")  # identity data already verified elsewhere
 personal_data_viewed = _events.signal("personal_data_viewed")  # a reviewer saw clear data or a document
 outbound_refused = _events.signal("outbound_refused")  # a call to a URL or address the rules forbid (SSRF)
+# Every answer of the token endpoint (subject: the client id as sent; details: grant_type, and
+# error when refused). Not a security event of the audit log (one row per token request would
+# double the endpoint's writes): operations count it and log the refused ones (idp.ops.events).
+token_requested = _events.signal("token_requested")
 
 SECURITY_EVENTS = (
     account_registered, login_succeeded, login_failed, account_locked, logged_out,

@@ -195,7 +195,7 @@ NEW_CLIENT_DEFAULTS = {
     "grant_types": ["authorization_code", "refresh_token"],
     "scopes": ["openid"],
     "allowed_account_types": list(clients.ACCOUNT_TYPES),
-    "token_endpoint_auth_method": "client_secret_basic",
+    "token_endpoint_auth_method": "client_secret_basic",  # nosec B105  # an OAuth client authentication method name, not a secret
 }
 
 

@@ -107,7 +107,7 @@ class Client(db.Model, ClientMixin):
 
     @property
     def is_public(self) -> bool:
-        return self.token_endpoint_auth_method == "none"
+        return self.token_endpoint_auth_method == "none"  # nosec B105  # the "none" authentication method (RFC 7591), not a secret
 
     def allows_account_type(self, account_type: str) -> bool:
         return account_type in self.allowed_account_types

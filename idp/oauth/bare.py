@@ -15,6 +15,7 @@ from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from flask import g, jsonify
 from werkzeug.exceptions import HTTPException
 
+from idp import signals
 from idp.extensions import db
 from idp.http import add_security_headers, no_store, refused_as_too_large
 from idp.models.accounts import ACTIVE
@@ -63,7 +64,21 @@ def token(app, request):
     response = app.extensions["idp.oauth_server"].create_token_response(request)
     if db.session.registry.has() and db.session().in_transaction():  # client credentials: no session at all
         db.session.commit()
+    _announce_token_response(app, request, response)
     return no_store(response)
+
+
+def _announce_token_response(app, request, response) -> None:
+    """The token_requested signal (metrics and the log line of a refusal subscribe to it)."""
+    details = {"grant_type": request.form.get("grant_type")}
+    if response.status_code == 200:
+        outcome = "success"
+    else:
+        outcome = "refused"
+        details["error"] = (response.get_json(silent=True) or {}).get("error")
+    authorization = request.authorization
+    client_id = authorization.username if authorization else request.form.get("client_id")
+    signals.token_requested.send(app, subject=client_id, outcome=outcome, details=details)
 
 
 def introspect(app, request):

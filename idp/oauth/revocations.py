@@ -207,7 +207,7 @@ def _follow(owner, store, clock, known: dict, cut_offs: dict, live: threading.Ev
             if subscription is not None:
                 try:
                     subscription.close()
-                except Exception:  # noqa: S110 - the connection is being dropped anyway
+                except Exception:  # noqa: S110  # nosec B110  # the connection is being dropped anyway
                     pass
             subscription = None
             time.sleep(_RETRY_SECONDS)

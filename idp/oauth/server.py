@@ -298,10 +298,10 @@ class Introspection(IntrospectionEndpoint):
             data = {k: token.claims[k] for k in ("scope", "client_id", "sub", "exp", "iat", "iss", "jti",
                                                  "aud", "account_type", "sid", "auth_time")
                     if k in token.claims}
-            return {"active": True, "token_type": "Bearer", **data}
+            return {"active": True, "token_type": "Bearer", **data}  # nosec B105  # a token type name (RFC 7662), not a secret
         account = storage.account_by_id(token.account_id)
         return {
-            "active": True, "token_type": "refresh_token", "scope": token.scope,
+            "active": True, "token_type": "refresh_token", "scope": token.scope,  # nosec B105  # a token type name (RFC 7662), not a secret
             "client_id": token.client_id, "sub": account.sub if account else None,
             "exp": int(token.expires_at.timestamp()), "iss": current_app.config["ISSUER"],
         }

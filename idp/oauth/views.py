@@ -28,7 +28,7 @@ bp = Blueprint("oauth", __name__)
 
 RESPONSE_MODES = ("query", "form_post")
 MAX_NONCE_LENGTH = 255  # the column that keeps it with the code
-ACR_PASSWORD = "urn:cn:most:idp:acr:password"
+ACR_PASSWORD = "urn:cn:most:idp:acr:password"  # nosec B105  # an acr value (OIDC Core §2), not a secret
 
 SCOPE_DESCRIPTIONS = {
     "openid": _l("Know who you are (your account identifier and account type)"),

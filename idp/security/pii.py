@@ -143,7 +143,8 @@ class Keyring:
             return True
 
     def save(self) -> None:
-        assert self.path is not None
+        if self.path is None:  # not an assert: those go under python -O
+            raise KeyringError("this keyring has no file to be saved to")
         state = self._state
         data = {
             "active": state.active,
