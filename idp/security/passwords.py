@@ -161,7 +161,7 @@ def _check_sha256(stored: str, password: str) -> bool:
 
 # --- hashing -------------------------------------------------------------------------------
 
-_DUMMY_PASSWORD = "dummy password for timing equality"
+_DUMMY_PASSWORD = "dummy password for timing equality"  # nosec B105  # hashed as the stand-in for unknown names, never a credential
 # The padding is one of this many argon2id dummies of 1/N … N/N of the configured memory.
 PAD_STEPS = 8
 # Weight of the newest measurement in the running estimate of one argon2id verification.
