@@ -47,7 +47,7 @@ def test_a_person_saves_identity_data_and_is_verified_automatically(app, page: P
     page.locator("#document_number").fill("11010519491231002X")
     page.get_by_role("button", name="保存").click()
     expect(page.locator("p.status")).to_have_attribute("data-status", "verified_auto")
-    expect(page.locator("p.status")).to_contain_text("国家平台实名认证通过")
+    expect(page.locator("p.status")).to_contain_text("本地开发校验自动认证通过")
 
 
 def test_a_unit_saves_its_data_and_is_verified_automatically(app, page: Page):
