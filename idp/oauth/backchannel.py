@@ -27,14 +27,14 @@ def logout_token(client_id: str, sub: str, sid: str) -> str:
 
 
 def notify_clients(account, sid: str, client_ids: list[str]) -> None:
+    """One job per client of the ended session that registered a back-channel URI. The job
+    names the client and the session, not the URI or the token: both are taken when the job
+    runs (see ``deliver``)."""
     for client_id in client_ids:
         client = storage.query_client(client_id)
         if client is None or not client.backchannel_logout_uri:
             continue
-        jobs.enqueue("backchannel_logout", {
-            "client_id": client_id, "uri": client.backchannel_logout_uri,
-            "logout_token": logout_token(client_id, account.sub, sid),
-        })
+        jobs.enqueue("backchannel_logout", {"client_id": client_id, "sub": account.sub, "sid": sid})
 
 
 @jobs.handler("backchannel_logout")
@@ -42,13 +42,27 @@ def deliver(payload: dict) -> None:
     """Back-Channel Logout §2.5: POST the token; 200 (or 204) is delivered, anything else is
     retried by the job queue. The URI is checked again here (idp.security.outbound): a URI
     stored before the rules, or a name whose DNS now points inward, is refused before any
-    connection, and the refusal is the job's error (``outbound_refused: <reason>``)."""
-    body = urllib.parse.urlencode({"logout_token": payload["logout_token"]}).encode()
+    connection, and the refusal is the job's error (``outbound_refused: <reason>``).
+
+    The URI and the logout token are taken now, not when the session ended: a retry goes to the
+    address staff have since corrected, and carries a token whose two-minute ``exp`` counts from
+    this attempt (a retry after the backoff would otherwise deliver an expired token). A client
+    disabled or deleted since has nothing left to end (its tokens are dead): nothing is sent.
+    Jobs queued before this form carried ``uri`` and ``logout_token``; they are still delivered."""
+    client_id = payload["client_id"]
+    client = storage.query_client(client_id)
+    if client is None:
+        return
+    uri = client.backchannel_logout_uri or payload.get("uri")
+    if not uri:
+        return
+    token = payload.get("logout_token") or logout_token(client_id, payload["sub"], payload["sid"])
+    body = urllib.parse.urlencode({"logout_token": token}).encode()
     config = current_app.config
     try:
-        response = outbound.post(payload["uri"], body, {"Content-Type": "application/x-www-form-urlencoded"},
+        response = outbound.post(uri, body, {"Content-Type": "application/x-www-form-urlencoded"},
                                  policy=outbound.Policy.from_config(config), timeout=config["BACKCHANNEL_TIMEOUT"],
-                                 purpose=f"backchannel_logout:{payload.get('client_id', '')}")
+                                 purpose=f"backchannel_logout:{client_id}")
     except outbound.OutboundRefused as exc:
         raise RuntimeError(f"outbound_refused: {exc}") from exc
     except outbound.OutboundFailed as exc:

@@ -193,6 +193,55 @@ def test_a_failed_delivery_stays_pending_and_is_retried_later(rp, make_client, r
     assert_logout_token(verify_jwt, receiver.tokens("/r")[0], client_id, person.sub, tokens["claims"]["sid"])
 
 
+def test_a_retry_long_after_the_logout_carries_a_token_that_has_not_expired(
+        rp, make_client, receiver, person, clock, verify_jwt):
+    client_id, secret = make_client(trusted=True, backchannel_logout_uri=receiver.url("/late"))
+    tokens = rp.sign_in(client_id, secret)
+    receiver.fail_next = 3  # retried after 5, 30 and 120 s: well past the token's two minutes
+    logout_at_the_provider(rp)
+    while not receiver.tokens("/late"):
+        [job] = jobs_of_kind()
+        clock.advance(job.run_after.timestamp() - clock.time() + 1)
+        jobs.run_due()
+    [job] = jobs_of_kind()
+    assert job.attempts == 4 and job.done_at is not None
+    # verify_jwt checks exp at the (advanced) clock: the token was signed for this attempt.
+    assert_logout_token(verify_jwt, receiver.tokens("/late")[0], client_id, person.sub, tokens["claims"]["sid"])
+
+
+def test_a_retry_goes_to_the_address_staff_corrected_since(rp, make_client, receiver, person, clock):
+    from idp.models.clients import Client
+
+    client_id, secret = make_client(trusted=True, backchannel_logout_uri=receiver.url("/old"))
+    rp.sign_in(client_id, secret)
+    receiver.fail_next = 1
+    logout_at_the_provider(rp)
+    row = db.session.execute(db.select(Client).filter_by(client_id=client_id)).scalar_one()
+    row.backchannel_logout_uri = receiver.url("/new")
+    db.session.commit()
+    [job] = jobs_of_kind()
+    clock.advance(job.run_after.timestamp() - clock.time() + 1)
+    assert jobs.run_due() == 1
+    assert receiver.tokens("/old") == [] and len(receiver.tokens("/new")) == 1
+
+
+def test_a_client_disabled_before_the_retry_is_sent_nothing(rp, make_client, receiver, person, clock):
+    from idp.models.clients import Client
+
+    client_id, secret = make_client(trusted=True, backchannel_logout_uri=receiver.url("/gone"))
+    rp.sign_in(client_id, secret)
+    receiver.fail_next = 1
+    logout_at_the_provider(rp)
+    row = db.session.execute(db.select(Client).filter_by(client_id=client_id)).scalar_one()
+    row.enabled = False
+    db.session.commit()
+    [job] = jobs_of_kind()
+    clock.advance(job.run_after.timestamp() - clock.time() + 1)
+    assert jobs.run_due() == 1
+    [job] = jobs_of_kind()
+    assert job.done_at is not None and receiver.attempts == 1 and receiver.tokens("/gone") == []
+
+
 def test_a_delivery_that_keeps_failing_is_marked_failed_after_the_maximum_attempts(
         rp, make_client, receiver, person, clock, app):
     client_id, secret = make_client(trusted=True, backchannel_logout_uri=receiver.url("/f"))
