@@ -270,3 +270,24 @@ def test_a_code_exchange_and_a_refresh_cost_the_statements_they_cost_before(rp, 
 
 EXCHANGE_STATEMENTS = ["UPDATE", "INSERT"]
 REFRESH_STATEMENTS = ["UPDATE", "INSERT"]
+
+
+def test_a_password_change_forced_after_the_sign_in_runs_before_the_next_code_then_resumes(
+        rp, trusted, person):
+    """``required_actions``: staff forced a change while the user was signed in; the next
+    authorization request sends the browser to sign in and change it, then answers the stored
+    request at once."""
+    client_id, secret = trusted
+    rp.login()
+    _forced_password_change(rp, client_id, person)
+    login_url = _login_page_url(rp, client_id, state="after-change")
+    response = _sign_in_at(rp, login_url)
+    assert location(response).endswith("/login/update-password")
+    assert _codes() == 0
+    page = html(rp.get("/login/update-password"))
+    response = rp.browser.post("/login/update-password", data={
+        "csrf_token": csrf_from(page), "password": "Brand-new-9pass", "password_confirm": "Brand-new-9pass"})
+    assert response.status_code == 302 and location(response).startswith(REDIRECT_URI + "?")
+    params = query_of(location(response))
+    assert params["state"] == "after-change"
+    assert rp.redeem(client_id, secret, params["code"]).status_code == 200
