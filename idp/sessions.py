@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 
+from flask import g, session
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
@@ -110,3 +111,29 @@ class StoreSessionInterface(SessionInterface):
 
     def end_session(self, sid: str) -> None:
         self.store.delete(_KEY + sid)
+
+
+def current_account():
+    """The signed-in account, read once per request for as long as the session names it (a
+    sign-in or logout within the request changes whom the session names)."""
+    from idp.extensions import db
+    from idp.models.accounts import Account
+
+    account_id = session.get("account_id")
+    cached = g.get("current_account")
+    if cached is None or cached[0] != account_id:
+        account = db.session.get(Account, account_id) if account_id else None
+        if account is not None and not _still_live(account):
+            account = None
+        cached = g.current_account = (account_id, account)
+    return cached[1]
+
+
+def _still_live(account) -> bool:
+    """A session outlives its account's end nowhere: disabled, or signed in before a staff lock
+    (the sessions are ended then; this holds should one have escaped). idp.security.cut_offs."""
+    from idp.models.accounts import ACTIVE
+    from idp.security.cut_offs import issued_before_cut_off
+
+    return account.status == ACTIVE and not issued_before_cut_off(
+        account.sub, None, session.get("auth_time") or 0)

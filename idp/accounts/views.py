@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from functools import wraps
 
-from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -21,9 +21,10 @@ from idp.accounts.forms import (
 )
 from idp.accounts.profile import profile_rows
 from idp.audit import client_address
-from idp.extensions import db, services
-from idp.login import captcha
-from idp.models.accounts import LEGAL, NATURAL, PENDING_REVIEW, Account
+from idp.extensions import services
+from idp.security import captcha
+from idp.sessions import current_account  # feature views import it from here too
+from idp.models.accounts import LEGAL, NATURAL, PENDING_REVIEW
 from idp.security.sms_codes import send_code
 
 bp = Blueprint("accounts", __name__)
@@ -81,29 +82,6 @@ SEND_FIELD_REASONS = {"phone": "invalid_phone", "captcha": "captcha_wrong"}
 SEND_FIELD_ORDER = ["phone", "captcha"]
 
 FORMS = {NATURAL: NaturalRegistrationForm, LEGAL: LegalRegistrationForm}
-
-
-def current_account() -> Account | None:
-    """The signed-in account, read once per request for as long as the session names it (a
-    sign-in or logout within the request changes whom the session names)."""
-    account_id = session.get("account_id")
-    cached = g.get("current_account")
-    if cached is None or cached[0] != account_id:
-        account = db.session.get(Account, account_id) if account_id else None
-        if account is not None and not _still_live(account):
-            account = None
-        cached = g.current_account = (account_id, account)
-    return cached[1]
-
-
-def _still_live(account: Account) -> bool:
-    """A session outlives its account's end nowhere: disabled, or signed in before a staff lock
-    (the sessions are ended then; this holds should one have escaped). idp.oauth.storage."""
-    from idp.models.accounts import ACTIVE
-    from idp.oauth import storage
-
-    return account.status == ACTIVE and not storage.issued_before_cut_off(
-        account.sub, None, session.get("auth_time") or 0)
 
 
 def login_required(view):

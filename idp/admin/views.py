@@ -17,7 +17,7 @@ from idp.admin.access import ROLE_LABELS, SEEN_KEY, STAFF_KEY, can, current_staf
 from idp.extensions import db, services
 from idp.audit import client_address
 from idp.forms import BaseForm
-from idp.login import captcha
+from idp.security import captcha
 from idp.login.forms import captcha_field
 from idp.login.views import safe_return_to
 from idp.models.staff import StaffUser

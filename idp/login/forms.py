@@ -10,7 +10,7 @@ from idp.forms import BaseForm
 
 
 def captcha_field() -> StringField:
-    """The typed answer to the image captcha (idp.login.captcha): one form part for every
+    """The typed answer to the image captcha (idp.security.captcha): one form part for every
     sign-in form that shows it, the citizens' and the staff console's."""
     return StringField(
         _l("Captcha"),

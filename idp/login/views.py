@@ -13,12 +13,11 @@ from idp import signals
 from idp.accounts.names import login_name_key, normalise_login_name
 from idp.audit import client_address
 from idp.cases import rejection_reason
-from idp.login import captcha, flow, handlers
 from idp.accounts.forms import PASSWORD_MESSAGES, NewPasswordForm
 from idp.accounts.service import FieldError, change_password
+from idp.login import flow, handlers, interaction
 from idp.login.forms import LoginForm
-from idp.oauth.views import continue_after_login
-from idp.security import identifiers
+from idp.security import captcha, identifiers
 
 bp = Blueprint("login", __name__)
 
@@ -58,7 +57,7 @@ def index():
 def login():
     form = LoginForm()
     if request.method == "GET":
-        flow.start(safe_return_to(request.args.get("next")))
+        flow.start(safe_return_to(request.args.get("next")), (request.args.get("interaction") or "")[:64] or None)
         hint = normalise_login_name(request.args.get("login_hint"))[:64]
         if hint:
             form.login_name.data = hint
@@ -90,8 +89,11 @@ def _after_steps(account):
     actions = flow.required_actions(account)
     if actions:
         return redirect(url_for(f"login.{actions[0]}"))
-    target = flow.finish(account) or url_for("accounts.profile")
-    return continue_after_login(target) or redirect(target)
+    stored = interaction.take(flow.current().get("interaction"))
+    target = flow.finish(account)
+    if stored is not None:  # the authorization request this sign-in was for, answered
+        return interaction.resume(stored)
+    return redirect(target or url_for("accounts.profile"))
 
 
 @bp.route("/login/update-password", methods=["GET", "POST"])

@@ -26,9 +26,9 @@ class AuthorizationCode(db.Model):
     redirect_uri: Mapped[str] = mapped_column(Text)
     scope: Mapped[str] = mapped_column(Text, default="")
     nonce: Mapped[str | None] = mapped_column(String(255))
-    auth_time: Mapped[int | None] = mapped_column(Integer)
-    acr: Mapped[str | None] = mapped_column(String(100))
-    amr: Mapped[list | None] = mapped_column(JSON)
+    # The sign-in it was issued in (idp.login.record.Authentication), whole: the only source of
+    # the ID token's and the access token's sign-in claims.
+    authentication: Mapped[dict] = mapped_column(JSON)
     sid: Mapped[str | None] = mapped_column(String(64))
     code_challenge: Mapped[str | None] = mapped_column(String(128))
     code_challenge_method: Mapped[str | None] = mapped_column(String(10))
@@ -50,13 +50,13 @@ class AuthorizationCode(db.Model):
         return self.nonce
 
     def get_auth_time(self):
-        return self.auth_time
+        return self.authentication["auth_time"]
 
     def get_acr(self):
-        return self.acr
+        return self.authentication["acr"]
 
     def get_amr(self):
-        return self.amr
+        return self.authentication["amr"]
 
 
 class RefreshToken(db.Model):
@@ -74,7 +74,8 @@ class RefreshToken(db.Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     scope: Mapped[str] = mapped_column(Text, default="")
     sid: Mapped[str | None] = mapped_column(String(64))
-    auth_time: Mapped[int | None] = mapped_column(Integer)
+    # The sign-in the family was granted in, copied from the code to every rotation unchanged.
+    authentication: Mapped[dict] = mapped_column(JSON)
     access_jti: Mapped[str | None] = mapped_column(String(64))
     access_expires_at: Mapped[int | None] = mapped_column(Integer)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -142,6 +143,7 @@ class SsoSession(db.Model):
     session_key: Mapped[str | None] = mapped_column(String(100))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     client_ids: Mapped[list] = mapped_column(JSON, default=list)
+    authentication: Mapped[dict | None] = mapped_column(JSON)  # the sign-in (idp.login.record)
     user_agent: Mapped[str | None] = mapped_column(String(300))
     client_address: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -54,7 +54,7 @@ def userinfo(app, request):
             return _bearer_error(app, "invalid_token", "The access token is invalid, expired or revoked.")
     if account is None:
         return _bearer_error(app, "insufficient_scope", "The token does not grant access to user info.", 403)
-    return no_store(jsonify(dict(claim_sets.user_claims(account, scope))))
+    return no_store(jsonify(dict(claim_sets.user_claims(account, scope, token_claims))))
 
 
 def token(app, request):

@@ -101,8 +101,9 @@ def verified_claims(account: Account) -> dict | None:
     }
 
 
-def id_token_claims(account: Account) -> UserInfo:
-    return UserInfo({"sub": account.sub, "account_type": account.account_type})
+def id_token_claims(authentication) -> UserInfo:
+    """Who signed in, from the sign-in's record (idp.login.record)."""
+    return UserInfo({"sub": authentication.sub, "account_type": authentication.account_type})
 
 
 # The account columns the claims of each scope read. Userinfo loads only these (the others are
@@ -124,9 +125,14 @@ _COLUMNS_BY_SCOPE = {
 CLAIM_COLUMNS = list(dict.fromkeys([*_COLUMNS_ALWAYS, *(c for cs in _COLUMNS_BY_SCOPE.values() for c in cs)]))
 
 
-def user_claims(account: Account, scope: str) -> UserInfo:
+def user_claims(account: Account, scope: str, sign_in: dict | None = None) -> UserInfo:
+    """``sign_in``: the access token's claims, whose ``sub`` and ``account_type`` (and
+    ``represents``, with delegation) came from the sign-in's record (idp.login.record): userinfo
+    names whom the token was issued for, as the token does."""
     scopes = set(scope_to_list(scope) or [])
     info: dict = {"sub": account.sub, "account_type": account.account_type}
+    if sign_in is not None:
+        info.update((k, sign_in[k]) for k in ("sub", "account_type", "represents") if sign_in.get(k))
     if "profile" in scopes:
         _put(info, "preferred_username", account.login_name)
         _put(info, "name", account.org_name if account.is_legal else account.name)

@@ -28,11 +28,14 @@ from flask import request as flask_request
 from joserfc import jwt
 
 from idp.extensions import db, services
+from idp.login.record import Authentication
 from idp.models.accounts import ACTIVE
 from idp.oauth import keys, storage
 from idp.oauth.claims import id_token_claims
 
 SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
+# What an access token and its introspection say of the sign-in (idp.login.record).
+SIGN_IN_CLAIMS = ("account_type", "sid", "auth_time", "acr", "amr", "represents")
 
 
 # -- tokens -----------------------------------------------------------------------------------
@@ -46,7 +49,9 @@ def sign(claims: dict, alg: str | None = None, typ: str | None = None) -> str:
 
 def access_token(client, grant_type, user, scope) -> str:
     """RFC 9068 JWT access token; its ``jti`` is new, or the one its code recorded for it
-    (``storage.take_code``)."""
+    (``storage.take_code``). What it says of the user and the sign-in (``sub``,
+    ``account_type``, ``sid``, ``auth_time``, ``acr``, ``amr``: RFC 9068 §2.2.1) comes from the
+    grant's authentication record (``user.authentication``), and only from it."""
     now = int(services().clock.time())
     claims = {
         "iss": current_app.config["ISSUER"],
@@ -59,12 +64,7 @@ def access_token(client, grant_type, user, scope) -> str:
         "scope": scope or "",
     }
     if user is not None:
-        claims["account_type"] = user.account_type
-        login = getattr(user, "_login", None) or {}
-        if login.get("sid"):
-            claims["sid"] = login["sid"]
-        if login.get("auth_time"):
-            claims["auth_time"] = login["auth_time"]
+        claims.update(user.authentication.claims())
     return sign(claims, typ="at+jwt")
 
 
@@ -141,8 +141,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = [*SECRET_METHODS, "none"]
 
     def save_authorization_code(self, code, request):
-        user = request.user
-        storage.save_code(code, request, user, getattr(user, "_login", {}) or {})
+        storage.save_code(code, request, request.user)
 
     def query_authorization_code(self, code, client):
         return storage.take_code(code, client)
@@ -207,15 +206,17 @@ class IdpOpenIDCode(OpenIDCode):
         }
 
     def get_authorization_code_claims(self, authorization_code):
+        """OIDC Core §2: ``auth_time``, ``acr``, ``amr`` and ``sid`` of the sign-in, from the
+        record the code carries (Authlib's getters read the same record)."""
         claims = super().get_authorization_code_claims(authorization_code)
-        if authorization_code.sid:
-            claims["sid"] = authorization_code.sid
+        claims.update(authorization_code.subject.authentication.claims())
         return claims
 
     def generate_user_info(self, user, scope):
         # OIDC Core §5.4: with an access token issued, scope claims come from userinfo; the
-        # ID token says who and which kind of account (INTERFACES.md: account_type always).
-        return id_token_claims(user)
+        # ID token says who and which kind of account (INTERFACES.md: account_type always),
+        # from the grant's authentication record.
+        return id_token_claims(user.authentication)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -296,13 +297,13 @@ class Introspection(IntrospectionEndpoint):
     def introspect_token(self, token):
         if isinstance(token, AccessTokenRecord):
             data = {k: token.claims[k] for k in ("scope", "client_id", "sub", "exp", "iat", "iss", "jti",
-                                                 "aud", "account_type", "sid", "auth_time")
+                                                 "aud", *SIGN_IN_CLAIMS)
                     if k in token.claims}
             return {"active": True, "token_type": "Bearer", **data}  # nosec B105  # a token type name (RFC 7662), not a secret
-        account = storage.account_by_id(token.account_id)
+        # A refresh token: the sign-in's claims from the family's record.
         return {
             "active": True, "token_type": "refresh_token", "scope": token.scope,  # nosec B105  # a token type name (RFC 7662), not a secret
-            "client_id": token.client_id, "sub": account.sub if account else None,
+            "client_id": token.client_id, **Authentication.from_json(token.authentication).claims(),
             "exp": int(token.expires_at.timestamp()), "iss": current_app.config["ISSUER"],
         }
 
@@ -411,8 +412,11 @@ class OAuth2Request(FlaskOAuth2Request):
 
 class Server(AuthorizationServer):
     def create_oauth2_request(self, request):
-        """The request given (idp.oauth.bare makes its own, outside Flask's request context),
-        else Flask's current one."""
+        """The request given (idp.oauth.bare makes its own, outside Flask's request context;
+        the authorization endpoint gives an Authlib request made of the request's parameters,
+        idp.oauth.views.AuthorizationRequest), else Flask's current one."""
+        if isinstance(request, OAuth2RequestBase):
+            return request
         return OAuth2Request(request if request is not None else flask_request)
 
 

@@ -22,11 +22,12 @@ _JOIN_SESSION = (update(_SESSIONS).where(_SESSIONS.c.sid == bindparam("of_sid"))
                  .values(client_ids=bindparam("client_ids"), last_seen_at=bindparam("now")))
 
 
-def on_login(sender, account=None, sid=None, session_key=None, **_):
+def on_login(sender, account=None, sid=None, session_key=None, authentication=None, **_):
     if account is None or sid is None:
         return
     db.session.execute(_INSERT_SESSION, {
         "sid": sid, "session_key": session_key, "account_id": account.id, "client_ids": [],
+        "authentication": authentication.as_json() if authentication is not None else None,
         "user_agent": (request.user_agent.string or "")[:300] if request else None,
         "client_address": request.remote_addr if request else None,
     })  # committed with the sign-in (login.flow.finish)

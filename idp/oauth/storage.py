@@ -26,10 +26,13 @@ from sqlalchemy.orm import load_only
 
 from idp import signals
 from idp.extensions import db, services
+from idp.login.record import Authentication
 from idp.models import changes
 from idp.models.accounts import ACTIVE, Account
 from idp.models.clients import Client
 from idp.models.oauth import AuthorizationCode, Consent, RefreshToken
+from idp.security import cut_offs
+from idp.security.cut_offs import cut_off_account, cut_off_client, issued_before_cut_off  # noqa: F401
 
 # Hot-path writes go to the tables (SQL Core): the ORM's unit of work for one row cost more
 # than the statement (bench/PROFILE.md). The ORM objects read before are not refreshed.
@@ -38,16 +41,14 @@ _CODES = AuthorizationCode.__table__
 _ACCOUNTS = Account.__table__
 
 
-def _subject_columns(table):
-    """What the tokens say of the user a row belongs to (idp.oauth.server.TokenSubject), as
-    subqueries: SQLite's RETURNING (3.35 and later) may not name a joined table. SQLite is
-    given the subquery's columns without table names (``WHERE id = account_id``), which is
-    right while ``accounts`` has no column named like one of ``table``'s that it compares."""
+def _subject_status(table):
+    """The status of the account a row belongs to, as a subquery (its ``sub`` and type come
+    with the row, in its authentication record): SQLite's RETURNING (3.35 and later) may not
+    name a joined table. SQLite is given the subquery's columns without table names (``WHERE
+    id = account_id``), which is right while ``accounts`` has no column named like one of
+    ``table``'s that it compares."""
     owner = _ACCOUNTS.c.id == table.c.account_id
-    return (select(_ACCOUNTS.c.sub).where(owner).correlate(table).scalar_subquery().label("subject_sub"),
-            select(_ACCOUNTS.c.account_type).where(owner).correlate(table).scalar_subquery()
-            .label("subject_account_type"),
-            select(_ACCOUNTS.c.status).where(owner).correlate(table).scalar_subquery().label("subject_status"))
+    return select(_ACCOUNTS.c.status).where(owner).correlate(table).scalar_subquery().label("subject_status")
 
 
 # A code or refresh token is spent by one statement that marks it used and returns it with its
@@ -62,14 +63,14 @@ _SPEND_CODE = (update(_CODES)
                .where(_CODES.c.code_hash == bindparam("hash"), _CODES.c.client_id == bindparam("for_client"),
                       _CODES.c.used_at.is_(None))
                .values(used_at=bindparam("now"), issued_jti=bindparam("jti"), issued_family=bindparam("family"))
-               .returning(*_CODES.c, *_subject_columns(_CODES)))
+               .returning(*_CODES.c, _subject_status(_CODES)))
 _SPEND_REFRESH_TOKEN = (update(_REFRESH_TOKENS)
                         .where(_REFRESH_TOKENS.c.token_hash == bindparam("hash"),
                                _REFRESH_TOKENS.c.client_id == bindparam("for_client"),
                                _REFRESH_TOKENS.c.rotated_at.is_(None), _REFRESH_TOKENS.c.revoked_at.is_(None),
                                _REFRESH_TOKENS.c.expires_at > bindparam("now"))
                         .values(rotated_at=bindparam("now"))
-                        .returning(*_REFRESH_TOKENS.c, *_subject_columns(_REFRESH_TOKENS)))
+                        .returning(*_REFRESH_TOKENS.c, _subject_status(_REFRESH_TOKENS)))
 # Read as stored now, over any copy the session holds: a replayed code must see what its first
 # use issued, committed after that copy was loaded.
 _CODE_BY_HASH = (select(AuthorizationCode).where(AuthorizationCode.code_hash == bindparam("hash"))
@@ -80,24 +81,25 @@ _INSERT_CODE = insert(_CODES)
 
 
 @dataclass(frozen=True)
-class TokenSubject:
-    """The user as the tokens name it: ``sub`` and the account type (INTERFACES.md), the
-    database id for the rows that record what was issued, and the sign-in the grant came from.
-    ``access_jti``: the ``jti`` its access token must carry, when it was chosen and recorded
-    before the token was made (a code's exchange)."""
+class Grantee:
+    """Whom a grant is for, as Authlib carries it (``request.user``): the account's row id for
+    the rows that record what was issued, and the sign-in's record, the only source of the
+    tokens' claims about the user and the sign-in. ``access_jti``: the ``jti`` its access token
+    must carry, when it was chosen and recorded before the token was made (a code's exchange);
+    ``status``: the account's, as the spending statement read it."""
 
     id: int
-    sub: str
-    account_type: str
-    sid: str | None = None
-    auth_time: int | None = None
+    authentication: Authentication
     access_jti: str | None = None
-    status: str | None = None  # the account's, as the spending statement read it
+    status: str | None = None
 
     @property
-    def _login(self) -> dict:
-        """The sign-in, as a signed-in account carries it (``server.access_token`` reads it)."""
-        return {"sid": self.sid, "auth_time": self.auth_time}
+    def sub(self) -> str:
+        return self.authentication.sub
+
+    @property
+    def account_type(self) -> str:
+        return self.authentication.account_type
 
 
 def _spent(model, found, access_jti: str | None = None):
@@ -107,8 +109,8 @@ def _spent(model, found, access_jti: str | None = None):
         return None
     values = found._mapping
     row = model(**{column.key: values[column.key] for column in model.__table__.c})
-    row.subject = TokenSubject(row.account_id, values["subject_sub"], values["subject_account_type"],
-                               row.sid, row.auth_time, access_jti, values["subject_status"])
+    row.subject = Grantee(row.account_id, Authentication.from_json(row.authentication), access_jti,
+                          values["subject_status"])
     return row
 
 
@@ -153,7 +155,7 @@ def query_client(client_id: str | None) -> Client | None:
         return None
     client = current_app.extensions["idp.client_cache"].get(client_id, _client_row)
     if client is not None:
-        cut = services().revocations.cut_off_at(_CLIENT + client_id)
+        cut = services().revocations.cut_off_at(cut_offs.CLIENT + client_id)
         if cut is not None and cut >= client.cached_at:
             row = _client_row(client_id)
             if row is None or not row.enabled:
@@ -186,20 +188,18 @@ def account_by_sub(sub: str | None, columns: list[str] | None = None) -> Account
 
 # -- authorization codes ----------------------------------------------------------------------
 
-def save_code(code: str, request, account: Account, login: dict) -> None:
+def save_code(code: str, request, grantee: Grantee) -> None:
     data = request.payload.data
     now = services().clock.now()
     db.session.execute(_INSERT_CODE, {
         "code_hash": token_hash(code),
         "client_id": request.client.get_client_id(),
-        "account_id": account.id,
+        "account_id": grantee.id,
         "redirect_uri": request.payload.redirect_uri or request.client.get_default_redirect_uri(),
         "scope": request.scope or "",
         "nonce": data.get("nonce"),
-        "auth_time": login.get("auth_time"),
-        "acr": login.get("acr"),
-        "amr": login.get("amr"),
-        "sid": login.get("sid"),
+        "authentication": grantee.authentication.as_json(),
+        "sid": grantee.authentication.sid,
         "code_challenge": data.get("code_challenge"),
         "code_challenge_method": data.get("code_challenge_method"),
         "expires_at": now + timedelta(seconds=current_app.config["CODE_TTL"]),
@@ -250,15 +250,15 @@ def save_token(token: dict, request) -> None:
     claims = unverified_claims(token["access_token"])
     code = getattr(request, "authorization_code", None)
     parent = getattr(request, "refresh_token", None)
-    source = parent or code
+    source = parent if parent is not None else code
     db.session.execute(_INSERT_REFRESH_TOKEN, {
         "token_hash": token_hash(token["refresh_token"]),
         "family_id": parent.family_id if parent is not None else getattr(code, "issued_family", None) or new_family(),
         "client_id": request.client.get_client_id(),
         "account_id": request.user.id,
         "scope": token.get("scope", ""),
-        "sid": getattr(source, "sid", None),
-        "auth_time": getattr(source, "auth_time", None),
+        "sid": source.sid,
+        "authentication": source.authentication,  # the sign-in the grant came from, unchanged
         "access_jti": claims["jti"],
         "access_expires_at": claims["exp"],
         "expires_at": services().clock.now() + timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"]),
@@ -298,40 +298,7 @@ def revoke_family(family_id: str) -> None:
 
 # -- cut-offs: the end of every credential of an account or a client ------------------------
 
-_ACCOUNT = "sub:"
-_CLIENT = "client:"
-
-
-def _cut_off(name: str) -> None:
-    """Everything of ``name`` issued until now is dead, for as long as any of it could live
-    (an access token or a code; refresh tokens and sessions are ended in the database)."""
-    cfg = current_app.config
-    services().revocations.cut_off(name, services().clock.time(), max(cfg["ACCESS_TOKEN_TTL"], cfg["CODE_TTL"]))
-
-
-def cut_off_account(sub: str) -> None:
-    """A disabled, staff-locked or deleted account: every credential it was issued so far dies."""
-    _cut_off(_ACCOUNT + sub)
-
-
-def cut_off_client(client_id: str) -> None:
-    """A disabled or deleted client: every credential it was issued so far dies."""
-    _cut_off(_CLIENT + client_id)
-
-
-def issued_before_cut_off(sub: str | None, client_id: str | None, issued_at: float,
-                          whole_seconds: bool = True) -> bool:
-    """Whether a credential of ``sub`` for ``client_id`` issued at ``issued_at`` was cut off.
-    A token's ``iat`` and a sign-in's ``auth_time`` are whole seconds: a cut-off within that
-    second counts (what was issued in the same second after it must be asked for again); the
-    issue time of a code or refresh token is exact."""
-    revocations = services().revocations
-    for name in (_ACCOUNT + sub if sub else None, _CLIENT + client_id if client_id else None):
-        if name is not None:
-            cut = revocations.cut_off_at(name)
-            if cut is not None and (issued_at <= cut if whole_seconds else issued_at < cut):
-                return True
-    return False
+# The cut-offs are kept in idp.security.cut_offs (the browser session's check needs them too).
 
 
 def revoke_client_tokens(client_id: str) -> None:

@@ -4,31 +4,36 @@ logout, and the consent page (token, userinfo and introspection: idp.oauth.bare)
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import scope_to_list
+from authlib.oauth2.rfc6749 import OAuth2Payload, scope_to_list
+from authlib.oauth2.rfc6749 import OAuth2Request as OAuth2RequestBase
 from authlib.oauth2.rfc6749.errors import InsecureTransportError, InvalidRequestError
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oidc.core.errors import (AccountSelectionRequiredError, ConsentRequiredError,
+                                      InteractionRequiredError, LoginRequiredError)
 from flask import (Blueprint, current_app, jsonify, make_response, redirect, render_template,
                    request, session, url_for)
 from flask_babel import lazy_gettext as _l
+from werkzeug.datastructures import MultiDict
 
 from idp import signals
 from idp.extensions import csrf, db, services
 from idp.http import no_store
 from idp.i18n import ui_locales
-from idp.models.accounts import VERIFIED_STATUSES
+from idp.login import interaction
+from idp.login.flow import current_authentication
+from idp.login.policy import POLICY, Situation
+from idp.login.record import acr_values_supported
 from idp.oauth import claims as claim_sets
 from idp.oauth import keys, sessions, storage
+from idp.sessions import current_account
 
 bp = Blueprint("oauth", __name__)
 
 RESPONSE_MODES = ("query", "form_post")
 MAX_NONCE_LENGTH = 255  # the column that keeps it with the code
-ACR_PASSWORD = "urn:cn:most:idp:acr:password"  # nosec B105  # an acr value (OIDC Core §2), not a secret
 
 SCOPE_DESCRIPTIONS = {
     "openid": _l("Know who you are (your account identifier and account type)"),
@@ -79,7 +84,7 @@ def _metadata() -> dict:
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent"],
-        "acr_values_supported": [ACR_PASSWORD],
+        "acr_values_supported": acr_values_supported(),
         "ui_locales_supported": ["zh-CN", "en"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
@@ -120,27 +125,70 @@ def _server():
     return current_app.extensions["idp.oauth_server"]
 
 
-def _logged_in_account():
-    from idp.accounts.views import current_account
+class AuthorizationRequest(OAuth2RequestBase):
+    """An authorization request as Authlib validates it, made from its parameters alone: the
+    browser's request at the endpoint, or the copy stored for an interaction
+    (idp.login.interaction) when the interaction resumes it — never a request rebuilt to look
+    like the browser's. ``path``: the endpoint's URL with the query, as the browser sent it."""
 
+    def __init__(self, pairs, uri: str, path: str, headers=None) -> None:
+        super().__init__(method="GET", uri=uri, headers=headers or {})
+        self.pairs = [(str(k), str(v)) for k, v in pairs]
+        self.values = MultiDict(self.pairs)
+        self.path = path
+        self.payload = _Payload(self.values)
+
+    @classmethod
+    def of(cls, req) -> AuthorizationRequest:
+        """The browser's request; a POST from the consent page is the request of its query."""
+        source = req.args if req.method == "POST" and "consent" in req.form else req.values
+        return cls(source.items(multi=True), f"{req.scheme}://{req.host}{req.root_path}{req.path}",
+                   req.full_path, req.headers)
+
+    @classmethod
+    def stored(cls, data: dict) -> AuthorizationRequest:
+        return cls(data["params"], data["uri"], data["path"])
+
+    def to_store(self) -> dict:
+        return {"params": [list(pair) for pair in self.pairs], "uri": self.uri, "path": self.path}
+
+    @property
+    def fingerprint(self) -> str:
+        """The request's parameters in a canonical order: what a fresh sign-in was for."""
+        return urlencode(sorted(self.pairs))
+
+    @property
+    def response_mode(self) -> str:
+        return self.values.get("response_mode") or "query"
+
+
+class _Payload(OAuth2Payload):
+    def __init__(self, values: MultiDict) -> None:
+        self._values = values
+
+    @property
+    def data(self):
+        return self._values
+
+    @property
+    def datalist(self):
+        return {key: self._values.getlist(key) for key in self._values}
+
+
+def _signed_in():
+    """The active account signed in in this browser and its sign-in's record, or (None, None)."""
     account = current_account()
     if account is None or account.status != "active":
-        return None
-    account._login = {"sid": session.get("sid"), "auth_time": session.get("auth_time"),
-                      "amr": session.get("amr"), "acr": ACR_PASSWORD}
-    return account
+        return None, None
+    return account, current_authentication(account)
 
 
-def _response_mode(req) -> str:
-    return req.values.get("response_mode") or "query"
-
-
-def _deliver(req, redirect_uri: str, params: list[tuple[str, str]]):
+def _deliver(auth_req: AuthorizationRequest, redirect_uri: str, params: list[tuple[str, str]]):
     """Send the authorization response by the requested mode (OAuth 2.0 Form Post Response
     Mode for form_post), always with ``iss`` (RFC 9207)."""
     if not any(k == "iss" for k, _ in params):
         params = [*params, ("iss", current_app.config["ISSUER"])]
-    if _response_mode(req) == "form_post":
+    if auth_req.response_mode == "form_post":
         page = make_response(render_template("oauth/form_post.html", action=redirect_uri, params=params))
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(redirect_uri))
         page.headers["Content-Security-Policy"] = (
@@ -153,7 +201,7 @@ def _deliver(req, redirect_uri: str, params: list[tuple[str, str]]):
     return redirect(redirect_uri + separator + urlencode(params), 302)
 
 
-def _error(req, error: OAuth2Error):
+def _error(auth_req: AuthorizationRequest, error: OAuth2Error):
     """RFC 6749 §4.1.2.1: redirect only to a redirect URI validated for a known client;
     otherwise an error page."""
     redirect_uri = getattr(error, "redirect_uri", None)
@@ -163,23 +211,26 @@ def _error(req, error: OAuth2Error):
     params = [("error", error.error)]
     if error.description:
         params.append(("error_description", error.description))
-    state = req.values.get("state")
+    state = auth_req.values.get("state")
     if state is not None:
         params.append(("state", state))
-    return _deliver(req, redirect_uri, params)
+    return _deliver(auth_req, redirect_uri, params)
 
 
-def _repeated_parameter(req) -> str | None:
-    for key in req.values:
-        if len(req.values.getlist(key)) > 1:
+def _repeated_parameter(auth_req: AuthorizationRequest) -> str | None:
+    for key in auth_req.values:
+        if len(auth_req.values.getlist(key)) > 1:
             return key
     return None
 
 
-def _login_redirect(req, client):
-    """To the login page, returning here afterwards; login_hint and ui_locales carried."""
-    args = {"next": req.full_path}
-    hint = req.values.get("login_hint")
+def _to_login(auth_req: AuthorizationRequest, client):
+    """Hand the browser to the sign-in, the validated request stored for it (server-side, in
+    this browser's session, single use, expiring: idp.login.interaction); login_hint and
+    ui_locales carried. ``next`` is only where the browser goes should the stored request be
+    gone; the answer comes from the stored copy."""
+    args = {"next": auth_req.path, "interaction": interaction.store(auth_req.to_store())}
+    hint = auth_req.values.get("login_hint")
     if hint:
         args["login_hint"] = hint[:64]
     types = [t for t in ("natural", "legal") if client.allows_account_type(t)]
@@ -191,37 +242,38 @@ def _login_redirect(req, client):
     return redirect(url_for("login.login", **args))
 
 
-def _needs_fresh_login(req, account) -> bool:
-    """prompt=login, or max_age exceeded (OIDC Core §3.1.2.1), unless the login just done was
-    for this very request."""
-    prompts = (req.values.get("prompt") or "").split()
-    max_age = req.values.get("max_age")
-    stale = False
-    if max_age is not None:
-        try:
-            limit = int(max_age)
-        except ValueError:
-            raise InvalidRequestError("'max_age' must be a number of seconds") from None
-        stale = services().clock.time() - (session.get("auth_time") or 0) > limit
-    if not ("login" in prompts or stale):
-        return False
-    if session.get("fresh_login_for") == req.full_path:
-        return False
-    return True
+def _max_age(auth_req: AuthorizationRequest) -> int | None:
+    max_age = auth_req.values.get("max_age")
+    if max_age is None:
+        return None
+    try:
+        return int(max_age)
+    except ValueError:
+        raise InvalidRequestError("'max_age' must be a number of seconds") from None
 
 
-def _hint_mismatch(req, account) -> bool:
-    """id_token_hint names another user than the one signed in."""
-    hint = req.values.get("id_token_hint")
+def _hint_sub(auth_req: AuthorizationRequest) -> str | None:
+    """The ``sub`` of the id_token_hint, once verified as an ID token of this provider."""
+    hint = auth_req.values.get("id_token_hint")
     if not hint:
-        return False
+        return None
     try:
         claims = keys.decode(hint).claims
     except keys.InvalidToken:
         raise InvalidRequestError("'id_token_hint' is not a valid ID token of this provider") from None
     if claims.get("iss") != current_app.config["ISSUER"]:
         raise InvalidRequestError("'id_token_hint' was not issued by this provider")
-    return account is not None and claims.get("sub") != account.sub
+    return str(claims.get("sub"))
+
+
+# What the client hears for each missing prompt when it asked for no page (OIDC Core §3.1.2.6).
+PROMPT_NONE_ERRORS = {
+    "login_required": LoginRequiredError,
+    "consent_required": ConsentRequiredError,
+    "account_selection_required": AccountSelectionRequiredError,
+    "interaction_required": InteractionRequiredError,
+}
+PROMPT_NONE_DESCRIPTIONS = {"verification_required": "The system requires a real-name verified user."}
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
@@ -229,89 +281,81 @@ def _hint_mismatch(req, account) -> bool:
 def authorize():
     """OIDC Core §3.1.2.1: GET and POST. A POST that carries the consent decision comes from
     our own consent page and must carry its CSRF token."""
+    decision = None
     if request.method == "POST":
         if "consent" in request.form:
             csrf.protect()
+            decision = request.form.get("consent")
         elif not request.args:
             # A POSTed request continues as the equivalent GET, so that the login page and the
             # consent page can come back to it by URL.
             return redirect(url_for("oauth.authorize") + "?" + urlencode(list(request.form.items(multi=True))), 303)
-    return _authorize(request)
+    return answer(AuthorizationRequest.of(request), decision=decision)
 
 
-def continue_after_login(return_to: str):
-    """The authorization request the login was for, answered at once when its answer is a
-    redirect (the code or an error for the client, or the login page again), as Keycloak does:
-    the browser saves a round trip to /authorize. None when it is not an authorization request
-    or its answer is a page (consent, a refusal, form_post), which the browser must reach by
-    its own URL (idp.login.views)."""
-    target = urlsplit(return_to)
-    if target.scheme or target.netloc or target.path != url_for("oauth.authorize"):
-        return None
-    # The login request's own environment (client address, headers, scheme), as a GET of it.
-    # ``return_to`` was decoded from the request's bytes as UTF-8; WSGI wants them as Latin-1.
-    environ = {**request.environ, "REQUEST_METHOD": "GET", "PATH_INFO": _wsgi(target.path),
-               "QUERY_STRING": _wsgi(target.query), "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO()}
-    environ.pop("CONTENT_TYPE", None)
-    req = current_app.request_class(environ)
-    if _response_mode(req) == "form_post":
-        return None
-    response = _authorize(req)
-    return response if response.status_code in (301, 302, 303, 307) else None
+def resume(stored: dict):
+    """The interaction finished (idp.login.views): answer the request it was stored for, by the
+    same function as the endpoint. Its answer goes to the browser at once when it is a redirect
+    (the code or an error for the client, or the sign-in again), as Keycloak does: one round
+    trip fewer. A page (consent, a refusal, form_post) is reached by the browser at the stored
+    request's own URL, the sign-in just done counting as fresh for it once."""
+    auth_req = AuthorizationRequest.stored(stored)
+    if auth_req.response_mode != "form_post":
+        response = answer(auth_req, fresh=True)
+        if response.status_code in (301, 302, 303, 307):
+            return response
+    session["fresh_login_for"] = auth_req.fingerprint
+    return redirect(auth_req.path)
 
 
-def _wsgi(text: str) -> str:
-    return text.encode("utf-8").decode("latin-1")
-
-
-def _authorize(req):
-    """The authorization request ``req`` (a GET, or a POST from the consent page) answered."""
-    repeated = _repeated_parameter(req)
-    account = _logged_in_account()
+def answer(auth_req: AuthorizationRequest, *, decision: str | None = None, fresh: bool = False):
+    """The validated authorization request answered: the code or an error for the client, or
+    the interaction the policy (idp.login.policy) finds missing. ``decision``: the consent
+    page's; ``fresh``: a sign-in just finished for this very request."""
+    repeated = _repeated_parameter(auth_req)
+    account, authentication = _signed_in()
     try:
-        grant = _server().get_consent_grant(request=req, end_user=account)
+        grant = _server().get_consent_grant(request=auth_req, end_user=account)
         redirect_uri = grant.redirect_uri
         if repeated:
             raise InvalidRequestError(f"Repeated parameter '{repeated}'.", redirect_uri=redirect_uri)
-        if _response_mode(req) not in RESPONSE_MODES:
+        if auth_req.response_mode not in RESPONSE_MODES:
             raise InvalidRequestError("Unsupported 'response_mode'.", redirect_uri=redirect_uri)
-        if "request" in req.values:
+        if "request" in auth_req.values:
             raise OAuth2Error(error="request_not_supported", redirect_uri=redirect_uri)
-        if "request_uri" in req.values:
+        if "request_uri" in auth_req.values:
             raise OAuth2Error(error="request_uri_not_supported", redirect_uri=redirect_uri)
-        if len(req.values.get("nonce") or "") > MAX_NONCE_LENGTH:
+        if len(auth_req.values.get("nonce") or "") > MAX_NONCE_LENGTH:
             raise InvalidRequestError(f"'nonce' is longer than {MAX_NONCE_LENGTH} characters.",
                                       redirect_uri=redirect_uri)
-        prompts = (req.values.get("prompt") or "").split()
+        prompts = frozenset((auth_req.values.get("prompt") or "").split())
         try:
-            mismatch = _hint_mismatch(req, account)
-            fresh = account is not None and _needs_fresh_login(req, account)
+            max_age, hint_sub = _max_age(auth_req), _hint_sub(auth_req)
         except InvalidRequestError as error:
             error.redirect_uri = redirect_uri
             raise
-        if account is None or mismatch or fresh:
-            if "none" in prompts:
-                raise LoginRequiredError(redirect_uri=redirect_uri)
-            return _login_redirect(req, grant.client)
         client = grant.client
-        if not client.allows_account_type(account.account_type):
-            if "none" in prompts:  # OIDC Core §3.1.2.1: no page; the client hears why
-                raise LoginRequiredError(redirect_uri=redirect_uri)
-            return make_response(render_template("oauth/account_type_refused.html", client=client,
-                                                 account=account), 403)
-        if client.require_verified and account.verification_status not in VERIFIED_STATUSES:
-            if "none" in prompts:  # no page can be shown: the client hears that one is needed
-                raise OAuth2Error(error="interaction_required", redirect_uri=redirect_uri,
-                                  description="The system requires a real-name verified user.")
-            return make_response(render_template("oauth/verification_required.html", client=client,
-                                                 account=account), 403)
         scopes = scope_to_list(grant.request.scope) or []
-        consented = client.trusted or (
-            "consent" not in prompts and storage.consent_covers(account.id, client.client_id, scopes))
-        if not consented:
-            if "none" in prompts:
-                raise ConsentRequiredError(redirect_uri=redirect_uri)
-            decision = req.form.get("consent") if req.method == "POST" else None
+        situation = Situation(
+            account=account, authentication=authentication, client=client, now=services().clock.time(),
+            prompts=prompts, max_age=max_age, hint_sub=hint_sub, scopes=tuple(scopes),
+            fresh=fresh or session.get("fresh_login_for") == auth_req.fingerprint,
+            consent_covers=lambda: storage.consent_covers(account.id, client.client_id, scopes))
+        missing = POLICY.missing(situation)
+        if missing is not None:
+            if "none" in prompts:  # OIDC Core §3.1.2.1: no page; the client hears what is missing
+                raise PROMPT_NONE_ERRORS[missing.prompt.error](
+                    redirect_uri=redirect_uri, description=PROMPT_NONE_DESCRIPTIONS.get(missing.reason))
+            if missing.prompt.interaction == "login":
+                return _to_login(auth_req, client)
+            if missing.reason == "account_type_not_allowed":
+                return make_response(render_template("oauth/account_type_refused.html", client=client,
+                                                     account=account), 403)
+            if missing.reason == "verification_required":
+                return make_response(render_template("oauth/verification_required.html", client=client,
+                                                     account=account), 403)
+            if missing.prompt.interaction != "consent":  # select_account: its feature brings the page
+                raise InteractionRequiredError(redirect_uri=redirect_uri)
             if decision is None:
                 return make_response(render_template(
                     "oauth/consent.html", client=client, account=account,
@@ -319,22 +363,23 @@ def _authorize(req):
             if decision != "allow":
                 signals.consent_granted.send(current_app._get_current_object(), subject=account.login_name,
                                              outcome="refused", details={"client_id": client.client_id})
-                return _error(req, OAuth2Error(error="access_denied", description="The user denied the request.",
-                                               redirect_uri=redirect_uri))
+                return _error(auth_req, OAuth2Error(error="access_denied", description="The user denied the request.",
+                                                    redirect_uri=redirect_uri))
             storage.remember_consent(account.id, client.client_id, scopes)
             signals.consent_granted.send(current_app._get_current_object(), subject=account.login_name,
                                          details={"client_id": client.client_id, "scopes": scopes})
     except OAuth2Error as error:
-        return _error(req, error)
+        return _error(auth_req, error)
     session.pop("fresh_login_for", None)
-    response = _server().create_authorization_response(request=grant.request, grant=grant, grant_user=account)
-    sessions.join(session.get("sid"), grant.client.client_id)
+    response = _server().create_authorization_response(
+        request=grant.request, grant=grant, grant_user=storage.Grantee(account.id, authentication))
+    sessions.join(authentication.sid, grant.client.client_id)
     db.session.commit()  # the code and the SSO session's new client, together
     location = response.headers.get("Location")
-    if location and _response_mode(req) == "form_post":
+    if location and auth_req.response_mode == "form_post":
         target = urlsplit(location)
         base = target._replace(query="").geturl()
-        return _deliver(req, base, parse_qsl(target.query))
+        return _deliver(auth_req, base, parse_qsl(target.query))
     return response
 
 
@@ -370,7 +415,6 @@ def end_session():
         if request.form.get("logout") != "yes":
             return redirect(url_for("accounts.profile"))
     else:
-        from idp.accounts.views import current_account
         from idp.oauth.server import EndSession
 
         reason = EndSession.confirmation_needed(req, current_account(), session.get("sid"))
@@ -379,3 +423,8 @@ def end_session():
                                    reason=reason)
     response = _server().create_endpoint_response("end_session", req)
     return response or render_template("oauth/logged_out.html", client=req.client)
+
+
+# The sign-in hands a finished interaction back to the protocol layer through this, so that
+# the login package never imports this one (idp.login.interaction).
+bp.record_once(lambda state: interaction.on_resume(state.app, resume))

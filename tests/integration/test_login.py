@@ -604,7 +604,7 @@ def test_an_address_gets_at_most_the_setting_of_captcha_images_per_minute(app, c
 
 
 def test_new_image_raises_captcha_throttled_with_the_time_to_wait(app, clock):
-    from idp.login.captcha import CaptchaThrottled, new_image
+    from idp.security.captcha import CaptchaThrottled, new_image
 
     cap = app.config["CAPTCHA_MAX_PER_ADDRESS_PER_MINUTE"]
     with app.test_request_context():

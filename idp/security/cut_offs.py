@@ -1,0 +1,48 @@
+"""Cut-offs: the end of every credential of an account or a client, at once.
+
+A disabled, staff-locked or deleted account, a disabled or deleted client: everything issued
+to it until that moment is dead, whatever it is (an access token, a code, a refresh token, a
+browser session). The moment is kept in the revocation list (idp.oauth.revocations), which
+every process hears at once; refresh tokens and SSO sessions are also ended in the database.
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from idp.extensions import services
+
+ACCOUNT = "sub:"
+CLIENT = "client:"
+
+
+def _cut_off(name: str) -> None:
+    """Everything of ``name`` issued until now is dead, for as long as any of it could live
+    (an access token or a code; refresh tokens and sessions are ended in the database)."""
+    cfg = current_app.config
+    services().revocations.cut_off(name, services().clock.time(), max(cfg["ACCESS_TOKEN_TTL"], cfg["CODE_TTL"]))
+
+
+def cut_off_account(sub: str) -> None:
+    """A disabled, staff-locked or deleted account: every credential it was issued so far dies."""
+    _cut_off(ACCOUNT + sub)
+
+
+def cut_off_client(client_id: str) -> None:
+    """A disabled or deleted client: every credential it was issued so far dies."""
+    _cut_off(CLIENT + client_id)
+
+
+def issued_before_cut_off(sub: str | None, client_id: str | None, issued_at: float,
+                          whole_seconds: bool = True) -> bool:
+    """Whether a credential of ``sub`` for ``client_id`` issued at ``issued_at`` was cut off.
+    A token's ``iat`` and a sign-in's ``auth_time`` are whole seconds: a cut-off within that
+    second counts (what was issued in the same second after it must be asked for again); the
+    issue time of a code or refresh token is exact."""
+    revocations = services().revocations
+    for name in (ACCOUNT + sub if sub else None, CLIENT + client_id if client_id else None):
+        if name is not None:
+            cut = revocations.cut_off_at(name)
+            if cut is not None and (issued_at <= cut if whole_seconds else issued_at < cut):
+                return True
+    return False
