@@ -51,6 +51,7 @@ from sqlalchemy import func, or_, select, update
 from idp import signals
 from idp.accounts.profile import profile_rows
 from idp.extensions import db, services
+from idp.models import like
 from idp.models.accounts import ACTIVE, DISABLED, PENDING_REVIEW, Account
 from idp.models.cases import APPROVED, PENDING, REGISTRATION, REJECTED, VOIDED, ReviewCase
 from idp.models.staff import StaffUser
@@ -186,11 +187,6 @@ def _claim_cutoff():
     return _now() - CLAIM_IDLE
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _filtered(query, case_type: str | None, state: str | None, claimed_by: str | None,
               unclaimed: bool, text: str | None):
     if case_type:
@@ -205,9 +201,8 @@ def _filtered(query, case_type: str | None, state: str | None, claimed_by: str |
             ReviewCase.claimed_at < _claim_cutoff()))
     text = (text or "").strip()
     if text:
-        pattern = _like(text)
-        matches = [Account.login_name.ilike(pattern, escape="\\"), Account.name.ilike(pattern, escape="\\"),
-                   Account.org_name.ilike(pattern, escape="\\"), Account.uscc == text.upper()]
+        matches = [like.contains(Account.login_name, text), like.contains(Account.name, text),
+                   like.contains(Account.org_name, text), Account.uscc == text.upper()]
         number = text.lstrip("#")
         if number.isdigit() and len(number) <= 9:
             matches.append(ReviewCase.id == int(number))

@@ -27,6 +27,7 @@ from sqlalchemy import update as sql_update
 
 from idp import signals
 from idp.extensions import db, services
+from idp.models import like
 from idp.models.clients import Client, hash_secret
 from idp.models.staff import InitialAccessToken
 from idp.oauth.claims import SCOPES_SUPPORTED
@@ -315,8 +316,7 @@ def search(name_contains: str | None = None) -> list[Client]:
     query = db.select(Client).order_by(Client.created_at.desc(), Client.id.desc())
     text = (name_contains or "").strip()
     if text:
-        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Client.name.ilike(f"%{escaped}%", escape="\\"))
+        query = query.where(like.contains(Client.name, text))
     return list(db.session.execute(query).scalars())
 
 
