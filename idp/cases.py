@@ -50,6 +50,7 @@ from sqlalchemy import func, or_, select, update
 
 from idp import signals
 from idp.accounts.profile import profile_rows
+from idp.errors import Refused
 from idp.extensions import db, services
 from idp.models import like
 from idp.models.accounts import ACTIVE, DISABLED, PENDING_REVIEW, Account
@@ -74,10 +75,8 @@ Row = tuple[str, Any, str]
 Section = tuple[Any, list[Row]]
 
 
-class CaseError(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class CaseError(Refused):
+    pass
 
 
 # --- case types ----------------------------------------------------------------------------

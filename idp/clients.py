@@ -26,6 +26,7 @@ from PIL import Image
 from sqlalchemy import update as sql_update
 
 from idp import signals
+from idp.errors import Refused
 from idp.extensions import db, services
 from idp.models import like
 from idp.models.clients import Client, hash_secret
@@ -38,11 +39,9 @@ AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 ACCOUNT_TYPES = ("natural", "legal")
 
 
-class ClientError(ValueError):
+class ClientError(Refused, ValueError):
     def __init__(self, field_name: str, reason: str) -> None:
-        super().__init__(f"{field_name}: {reason}")
-        self.field = field_name
-        self.reason = reason
+        super().__init__(reason, field_name)
 
 
 @dataclass

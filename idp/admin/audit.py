@@ -33,6 +33,7 @@ from idp import signals
 from idp.accounts.names import login_name_key, normalise_login_name
 from idp.admin.access import current_staff, staff_required
 from idp.audit import UNKNOWN_NAME_PREFIX, unknown_name
+from idp.errors import Refused
 from idp.extensions import db, services
 from idp.forms import BaseForm
 from idp.models.audit import AuditEvent
@@ -80,10 +81,8 @@ protect_audit_log()
 # --- filters and queries (no HTTP) ----------------------------------------------------------
 
 
-class AuditFilterError(ValueError):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class AuditFilterError(Refused, ValueError):
+    pass
 
 
 @dataclass(frozen=True)

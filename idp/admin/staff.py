@@ -18,6 +18,7 @@ from flask import current_app
 from idp import signals
 from idp.audit import unknown_name
 from idp.login import handlers
+from idp.errors import Refused
 from idp.extensions import db, services
 from idp.models.staff import ROLES, StaffUser
 from idp.security.passwords import password_problem
@@ -27,10 +28,9 @@ TOTP_ISSUER = "科技部政务服务平台"
 RECOVERY_CODES = 10
 
 
-class StaffError(ValueError):
+class StaffError(Refused, ValueError):
     def __init__(self, reason: str, until: datetime | None = None) -> None:
         super().__init__(reason)
-        self.reason = reason
         self.until = until
 
 

@@ -23,6 +23,7 @@ from flask import current_app
 from idp import signals
 from idp.accounts.names import login_name_key, normalise_login_name
 from idp.accounts.service import find_by_phone
+from idp.errors import Refused
 from idp.extensions import db, services
 from idp.login import handlers
 from idp.models import like
@@ -44,10 +45,8 @@ REASONS = (
 )
 
 
-class UserServiceError(ValueError):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class UserServiceError(Refused, ValueError):
+    pass
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from idp import cases, signals
 from idp.accounts import service as accounts
 from idp.accounts.profile import profile_rows
+from idp.errors import Refused
 from idp.extensions import db, services
 from idp.models.accounts import (
     LEGAL, NATURAL, UNVERIFIED, VERIFICATION_PENDING, VERIFICATION_REJECTED, VERIFIED_AUTO,
@@ -84,20 +85,17 @@ MATCHED, NOT_MATCHED, UNAVAILABLE, INCOMPLETE, UNCHANGED = (
     "matched", "not_matched", "unavailable", "incomplete", "unchanged")
 
 
-class VerificationError(Exception):
+class VerificationError(Refused):
     def __init__(self, reason: str, retry_after: int = 0) -> None:
         super().__init__(reason)
-        self.reason = reason
         self.retry_after = retry_after
 
 
-class DocumentError(Exception):
+class DocumentError(Refused):
     """One uploaded file was refused; ``field`` is its kind."""
 
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
+        super().__init__(reason, field)
 
 
 @dataclass
