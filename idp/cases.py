@@ -109,8 +109,32 @@ def describe_data(case: ReviewCase) -> list[Section]:
 
 
 @dataclass(frozen=True)
+class Documents:
+    """The files a case type keeps with its cases, as the reviewer holding a case opens them.
+
+    ``kinds`` names the documents a case has, each with its label, in the order shown;
+    ``fetch`` returns one as ``(bytes, content type)``, or ``None`` when the case has no such
+    document (or its file is gone). The console shows them only to the holder of the case and
+    audits each view; the content type is sent as is, so ``fetch`` returns only types the
+    area produced itself (re-encoded images, not what was uploaded)."""
+
+    kinds: Callable[[ReviewCase], list[tuple[str, Any]]]
+    fetch: Callable[[ReviewCase, str], tuple[bytes, str] | None]
+
+
+@dataclass(frozen=True)
 class CaseType:
-    """What the queue needs to know of one kind of review."""
+    """What the queue needs to know of one kind of review: everything, so that it never imports
+    the area the review belongs to.
+
+    Adding a kind of review (a password appeal of recovery, a conflict found by a legacy import)
+    is, in the area's own module: a case type name in ``idp.models.cases``; the handlers that
+    apply the decision to the area's data (``on_approved`` / ``on_rejected``, run in the
+    decision's transaction); how the case reads to a reviewer (``describe``, masked, and if
+    the reviewer must compare personal data in clear, ``describe_clear``); its uploaded files, if
+    any (``documents``); then ``register(CaseType(...))`` from the area's ``init_app``, and
+    ``open_case`` where the area decides a person must look. The queue, its filters, claims,
+    audit and pages need no change."""
 
     name: str
     label: Any  # a lazy string
@@ -120,6 +144,8 @@ class CaseType:
     describe: Callable[[ReviewCase], list[Section]] = field(default=describe_data)
     # Sections with personal data in clear, for the reviewer holding the case only (audited).
     describe_clear: Callable[[ReviewCase], list[Section]] | None = None
+    # Files the reviewer holding the case may open (audited); none if the type keeps none.
+    documents: Documents | None = None
 
 
 _registry: dict[str, CaseType] = {}
@@ -146,6 +172,22 @@ def type_label(name: str):
 def describe(case: ReviewCase) -> list[Section]:
     registered = _registry.get(case.case_type)
     return (registered.describe if registered else describe_data)(case)
+
+
+def document_kinds(case: ReviewCase) -> list[tuple[str, Any]]:
+    """(kind, label) of the files the case's type keeps for it; none if it keeps none."""
+    registered = _registry.get(case.case_type)
+    return registered.documents.kinds(case) if registered and registered.documents else []
+
+
+def document(case: ReviewCase, kind: str) -> tuple[bytes, str] | None:
+    """One of the case's files as ``(bytes, content type)``; ``None`` if there is no such file."""
+    registered = _registry.get(case.case_type)
+    if registered is None or registered.documents is None:
+        return None
+    if kind not in {known for known, _ in registered.documents.kinds(case)}:
+        return None
+    return registered.documents.fetch(case, kind)
 
 
 def documents(case: ReviewCase) -> list[str]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -426,9 +427,14 @@ def _describe_clear(case: ReviewCase):
     return [(_l("Identity data under review (clear)"), rows)]
 
 
+def _document_labels(case: ReviewCase) -> list[tuple[str, Any]]:
+    return [(kind, DOCUMENT_LABELS.get(kind, kind)) for kind in document_kinds(case)]
+
+
 cases.register(cases.CaseType(
     name=VERIFICATION, label=_l("Real-name verification review"), on_approved=_approve,
     on_rejected=_reject, describe=_describe_masked, describe_clear=_describe_clear,
+    documents=cases.Documents(kinds=_document_labels, fetch=document_of),
 ))
 cases.register(cases.CaseType(name=IDENTITY_CONFLICT, label=_l("Identity data verified on another account")))
 
