@@ -487,10 +487,15 @@ def _describe_registration(case: ReviewCase) -> list[Section]:
     return profile_rows(account)
 
 
-register(CaseType(
+REGISTRATION_REVIEW = CaseType(
     name=REGISTRATION,
     label=_l("Registration review"),
     on_approved=_approve_registration,
     on_rejected=_reject_registration,
     describe=_describe_registration,
-))
+)
+
+
+def init_app(app) -> None:
+    """The queue's own case type, registration review (the areas register theirs)."""
+    register(REGISTRATION_REVIEW)

@@ -199,11 +199,14 @@ def _forget_resets(session: Session, previous_transaction) -> None:
     session.info.pop(_RESETS, None)
 
 
-# First among the before_flush listeners: the caches (idp.models.changes) must see the status
-# change this one makes.
-event.listen(Session, "before_flush", _follow_the_data, insert=True)
-event.listen(Session, "after_flush_postexec", _announce_resets)
-event.listen(Session, "after_soft_rollback", _forget_resets)
+def _listen_to_sessions() -> None:
+    # First among the before_flush listeners: the caches (idp.models.changes) must see the
+    # status change this one makes.
+    listeners = (("before_flush", _follow_the_data, {"insert": True}),
+                 ("after_flush_postexec", _announce_resets, {}), ("after_soft_rollback", _forget_resets, {}))
+    for name, listener, options in listeners:
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener, **options)
 
 
 # --- the automatic path --------------------------------------------------------------------
@@ -431,12 +434,14 @@ def _document_labels(case: ReviewCase) -> list[tuple[str, Any]]:
     return [(kind, DOCUMENT_LABELS.get(kind, kind)) for kind in document_kinds(case)]
 
 
-cases.register(cases.CaseType(
-    name=VERIFICATION, label=_l("Real-name verification review"), on_approved=_approve,
-    on_rejected=_reject, describe=_describe_masked, describe_clear=_describe_clear,
-    documents=cases.Documents(kinds=_document_labels, fetch=document_of),
-))
-cases.register(cases.CaseType(name=IDENTITY_CONFLICT, label=_l("Identity data verified on another account")))
+CASE_TYPES = (
+    cases.CaseType(
+        name=VERIFICATION, label=_l("Real-name verification review"), on_approved=_approve,
+        on_rejected=_reject, describe=_describe_masked, describe_clear=_describe_clear,
+        documents=cases.Documents(kinds=_document_labels, fetch=document_of),
+    ),
+    cases.CaseType(name=IDENTITY_CONFLICT, label=_l("Identity data verified on another account")),
+)
 
 
 # --- the outcome by SMS (a subscriber of case_decided) -----------------------------------
@@ -459,4 +464,10 @@ def _notify(sender, details=None, **_):
                                      details={"template": template, "error": str(exc)[:200]})
 
 
-signals.case_decided.connect(_notify, weak=False)
+def install() -> None:
+    """Registers verification with the rest of the provider (idempotent: once per process is
+    enough, every create_app calls it)."""
+    for case_type in CASE_TYPES:
+        cases.register(case_type)
+    _listen_to_sessions()
+    signals.case_decided.connect(_notify, weak=False)
