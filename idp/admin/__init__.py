@@ -6,6 +6,7 @@ from __future__ import annotations
 def init_app(app) -> None:
     from idp.admin import audit, cases, clients, staff_views, users, views
 
+    audit.protect_audit_log()
     app.register_blueprint(views.bp)
     app.register_blueprint(users.bp)
     app.register_blueprint(audit.bp)

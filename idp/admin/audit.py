@@ -5,8 +5,8 @@ regard to case) and a range of dates, read as calendar days in Beijing time (Asi
 Newest first, 50 to a page. The export holds every row the filters select, as UTF-8 with a
 byte-order mark so that Excel shows Chinese, and is itself audited (``audit_exported``).
 
-There are no routes that edit or delete entries, and ``protect_audit_log()`` (run when this
-module is imported) makes the ORM refuse to update or delete an ``AuditEvent``. Plain Core
+There are no routes that edit or delete entries, and ``protect_audit_log()`` (run by the console's
+``init_app``, for every app) makes the ORM refuse to update or delete an ``AuditEvent``. Plain Core
 statements on the table (the test suite empties tables that way) are not affected.
 """
 
@@ -73,9 +73,6 @@ def protect_audit_log() -> None:
             sa_event.listen(AuditEvent, name, _refuse_change)
     if not sa_event.contains(Session, "do_orm_execute", _refuse_bulk_change):
         sa_event.listen(Session, "do_orm_execute", _refuse_bulk_change)
-
-
-protect_audit_log()
 
 
 # --- filters and queries (no HTTP) ----------------------------------------------------------
