@@ -480,7 +480,8 @@ def _reject_registration(case: ReviewCase) -> None:
         account.status = DISABLED
 
 
-def _describe_registration(case: ReviewCase) -> list[Section]:
+def describe_account(case: ReviewCase) -> list[Section]:
+    """The applicant's account data, masked: how a case about an account reads by default."""
     account = account_of(case)
     if account is None:
         return [(_l("Applicant"), [("account", _l("Account"), str(_l("The account no longer exists.")))])]
@@ -492,7 +493,7 @@ REGISTRATION_REVIEW = CaseType(
     label=_l("Registration review"),
     on_approved=_approve_registration,
     on_rejected=_reject_registration,
-    describe=_describe_registration,
+    describe=describe_account,
 )
 
 

@@ -42,7 +42,6 @@ from sqlalchemy.orm import Session
 
 from idp import cases, signals
 from idp.accounts import service as accounts
-from idp.accounts.profile import profile_rows
 from idp.errors import Refused
 from idp.extensions import db, services
 from idp.models.accounts import (
@@ -406,18 +405,11 @@ def _reject(case: ReviewCase) -> None:
         account.verification_reason = case.reason
 
 
-def _describe_masked(case: ReviewCase):
-    account = cases.account_of(case)
-    if account is None:
-        return [(_l("Applicant"), [("account", _l("Account"), str(_l("The account no longer exists.")))])]
-    return profile_rows(account)
-
-
 def _describe_clear(case: ReviewCase):
     """What the holder of the case sees: the identity data in clear (the console audits it)."""
     account = cases.account_of(case)
     if account is None:
-        return _describe_masked(case)
+        return cases.describe_account(case)
     if account.is_legal:
         rows = [("org_name", _l("Unit name"), account.org_name), ("uscc", _l("Unified social credit code"),
                 account.uscc), ("legal_rep_name", _l("Legal representative"), account.legal_rep_name),
@@ -437,7 +429,7 @@ def _document_labels(case: ReviewCase) -> list[tuple[str, Any]]:
 CASE_TYPES = (
     cases.CaseType(
         name=VERIFICATION, label=_l("Real-name verification review"), on_approved=_approve,
-        on_rejected=_reject, describe=_describe_masked, describe_clear=_describe_clear,
+        on_rejected=_reject, describe=cases.describe_account, describe_clear=_describe_clear,
         documents=cases.Documents(kinds=_document_labels, fetch=document_of),
     ),
     cases.CaseType(name=IDENTITY_CONFLICT, label=_l("Identity data verified on another account")),
