@@ -12,11 +12,12 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from idp import audit, signals
+from idp import accounts, admin, audit, cases, dev, login, oauth, ops, portal, signals, verification
 from idp.clock import SystemClock
 from idp.extensions import Services, babel, csrf, db, migrate
 from idp.http import IdpRequest, add_security_headers, refused_as_too_large
 from idp.i18n import LOCALE_COOKIE, LOCALES, install_template_gettext, select_locale
+from idp.models import changes
 from idp.oauth.revocations import create_revocation_list
 from idp.security.passwords import PasswordHashing
 from idp.security.pii import Keyring
@@ -73,59 +74,23 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
     app.session_interface = StoreSessionInterface(store, cfg["SESSION_LIFETIME"], clock)
 
     db.init_app(app)
+    changes.install()
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     install_template_gettext(app)
     audit.connect()
 
-    from idp.accounts.views import bp as accounts_bp
-    from idp.admin.views import bp as admin_bp
-    from idp.admin.clients import bp as admin_clients_bp
-    from idp.oauth import registration
-    from idp.login.views import bp as login_bp
-    from idp.oauth import sessions as sso_sessions
-    from idp.oauth.server import create_server
-    from idp.oauth.center import bp as center_bp
-    from idp.oauth.views import bp as oauth_bp
-    from idp.portal.views import bp as portal_bp
-
-    from idp.oauth import client_cache
-
-    client_cache.install(app, store, clock)
-    app.extensions["idp.oauth_server"] = create_server(app)
-    sso_sessions.connect()
-    app.register_blueprint(login_bp)
-    app.register_blueprint(accounts_bp)
-    app.register_blueprint(oauth_bp)
-    app.register_blueprint(center_bp)
-    app.register_blueprint(portal_bp)
-    app.register_blueprint(admin_bp)
-    from idp.admin.audit import bp as admin_audit_bp
-    from idp.admin.users import bp as admin_users_bp
-    app.register_blueprint(admin_users_bp)
-    app.register_blueprint(admin_audit_bp)
-    app.register_blueprint(admin_clients_bp)
-    app.register_blueprint(registration.create_blueprint(app))
-    from idp.admin.cases import bp as admin_cases_bp
-    from idp.verification import service as _verification  # noqa: F401  (registers its case types)
-    from idp.verification.views import bp as verification_bp
-
-    app.register_blueprint(verification_bp)
-    from idp.admin.staff_views import bp as admin_staff_bp
-
-    app.register_blueprint(admin_cases_bp)
-    app.register_blueprint(admin_staff_bp)
+    # The features, each registering its pages, subscribers, listeners and jobs itself.
+    login.init_app(app)
+    accounts.init_app(app)
+    oauth.init_app(app)
+    portal.init_app(app)
+    admin.init_app(app)
+    cases.init_app(app)
+    verification.init_app(app)
     if cfg["ENV"] == "development":
-        from idp.dev import bp as dev_bp
-
-        app.register_blueprint(dev_bp)
-
-    from idp.oauth.bare import BareEndpoints
-    from idp.oauth.published import PublishedDocuments
-
-    app.wsgi_app = BareEndpoints(app, PublishedDocuments(app, app.wsgi_app))
-    from idp import ops
+        dev.init_app(app)
 
     app.wsgi_app = ops.install(app, app.wsgi_app)  # probes, metrics, request ids, logs
     if cfg["TRUSTED_PROXIES"]:

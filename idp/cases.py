@@ -50,7 +50,9 @@ from sqlalchemy import func, or_, select, update
 
 from idp import signals
 from idp.accounts.profile import profile_rows
+from idp.errors import Refused
 from idp.extensions import db, services
+from idp.models import like
 from idp.models.accounts import ACTIVE, DISABLED, PENDING_REVIEW, Account
 from idp.models.cases import APPROVED, PENDING, REGISTRATION, REJECTED, VOIDED, ReviewCase
 from idp.models.staff import StaffUser
@@ -73,10 +75,8 @@ Row = tuple[str, Any, str]
 Section = tuple[Any, list[Row]]
 
 
-class CaseError(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class CaseError(Refused):
+    pass
 
 
 # --- case types ----------------------------------------------------------------------------
@@ -109,8 +109,32 @@ def describe_data(case: ReviewCase) -> list[Section]:
 
 
 @dataclass(frozen=True)
+class Documents:
+    """The files a case type keeps with its cases, as the reviewer holding a case opens them.
+
+    ``kinds`` names the documents a case has, each with its label, in the order shown;
+    ``fetch`` returns one as ``(bytes, content type)``, or ``None`` when the case has no such
+    document (or its file is gone). The console shows them only to the holder of the case and
+    audits each view; the content type is sent as is, so ``fetch`` returns only types the
+    area produced itself (re-encoded images, not what was uploaded)."""
+
+    kinds: Callable[[ReviewCase], list[tuple[str, Any]]]
+    fetch: Callable[[ReviewCase, str], tuple[bytes, str] | None]
+
+
+@dataclass(frozen=True)
 class CaseType:
-    """What the queue needs to know of one kind of review."""
+    """What the queue needs to know of one kind of review: everything, so that it never imports
+    the area the review belongs to.
+
+    Adding a kind of review (a password appeal of recovery, a conflict found by a legacy import)
+    is, in the area's own module: a case type name in ``idp.models.cases``; the handlers that
+    apply the decision to the area's data (``on_approved`` / ``on_rejected``, run in the
+    decision's transaction); how the case reads to a reviewer (``describe``, masked, and if
+    the reviewer must compare personal data in clear, ``describe_clear``); its uploaded files, if
+    any (``documents``); then ``register(CaseType(...))`` from the area's ``init_app``, and
+    ``open_case`` where the area decides a person must look. The queue, its filters, claims,
+    audit and pages need no change."""
 
     name: str
     label: Any  # a lazy string
@@ -120,6 +144,8 @@ class CaseType:
     describe: Callable[[ReviewCase], list[Section]] = field(default=describe_data)
     # Sections with personal data in clear, for the reviewer holding the case only (audited).
     describe_clear: Callable[[ReviewCase], list[Section]] | None = None
+    # Files the reviewer holding the case may open (audited); none if the type keeps none.
+    documents: Documents | None = None
 
 
 _registry: dict[str, CaseType] = {}
@@ -146,6 +172,22 @@ def type_label(name: str):
 def describe(case: ReviewCase) -> list[Section]:
     registered = _registry.get(case.case_type)
     return (registered.describe if registered else describe_data)(case)
+
+
+def document_kinds(case: ReviewCase) -> list[tuple[str, Any]]:
+    """(kind, label) of the files the case's type keeps for it; none if it keeps none."""
+    registered = _registry.get(case.case_type)
+    return registered.documents.kinds(case) if registered and registered.documents else []
+
+
+def document(case: ReviewCase, kind: str) -> tuple[bytes, str] | None:
+    """One of the case's files as ``(bytes, content type)``; ``None`` if there is no such file."""
+    registered = _registry.get(case.case_type)
+    if registered is None or registered.documents is None:
+        return None
+    if kind not in {known for known, _ in registered.documents.kinds(case)}:
+        return None
+    return registered.documents.fetch(case, kind)
 
 
 def documents(case: ReviewCase) -> list[str]:
@@ -186,11 +228,6 @@ def _claim_cutoff():
     return _now() - CLAIM_IDLE
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _filtered(query, case_type: str | None, state: str | None, claimed_by: str | None,
               unclaimed: bool, text: str | None):
     if case_type:
@@ -205,9 +242,8 @@ def _filtered(query, case_type: str | None, state: str | None, claimed_by: str |
             ReviewCase.claimed_at < _claim_cutoff()))
     text = (text or "").strip()
     if text:
-        pattern = _like(text)
-        matches = [Account.login_name.ilike(pattern, escape="\\"), Account.name.ilike(pattern, escape="\\"),
-                   Account.org_name.ilike(pattern, escape="\\"), Account.uscc == text.upper()]
+        matches = [like.contains(Account.login_name, text), like.contains(Account.name, text),
+                   like.contains(Account.org_name, text), Account.uscc == text.upper()]
         number = text.lstrip("#")
         if number.isdigit() and len(number) <= 9:
             matches.append(ReviewCase.id == int(number))
@@ -444,17 +480,23 @@ def _reject_registration(case: ReviewCase) -> None:
         account.status = DISABLED
 
 
-def _describe_registration(case: ReviewCase) -> list[Section]:
+def describe_account(case: ReviewCase) -> list[Section]:
+    """The applicant's account data, masked: how a case about an account reads by default."""
     account = account_of(case)
     if account is None:
         return [(_l("Applicant"), [("account", _l("Account"), str(_l("The account no longer exists.")))])]
     return profile_rows(account)
 
 
-register(CaseType(
+REGISTRATION_REVIEW = CaseType(
     name=REGISTRATION,
     label=_l("Registration review"),
     on_approved=_approve_registration,
     on_rejected=_reject_registration,
-    describe=_describe_registration,
-))
+    describe=describe_account,
+)
+
+
+def init_app(app) -> None:
+    """The queue's own case type, registration review (the areas register theirs)."""
+    register(REGISTRATION_REVIEW)

@@ -12,6 +12,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from idp import create_app
+from idp.errors import Refused
 
 
 def _emit(data) -> None:
@@ -47,7 +48,7 @@ def users():
 @with_appcontext
 def users_create(account_type, login_name, password, name, phone, email, uscc, org_name):
     """Create an account (the password policy and identifier checks apply)."""
-    from idp.accounts.service import FieldError, create_account
+    from idp.accounts.service import create_account
     from idp.security import identifiers
 
     profile = {"name": name, "email": email, "org_name": org_name}
@@ -64,8 +65,8 @@ def users_create(account_type, login_name, password, name, phone, email, uscc, o
         profile.update(uscc=uscc, org_region="domestic")
     try:
         account = create_account(account_type, login_name, password, **profile)
-    except FieldError as error:
-        raise click.ClickException(f"{error.field}: {error.reason}") from None
+    except Refused as error:
+        raise click.ClickException(str(error)) from None
     _log(f"created {account.account_type} account {account.login_name}")
     _emit({"sub": account.sub, "login_name": account.login_name, "account_type": account.account_type})
 
@@ -86,13 +87,11 @@ _OPERATOR = "cli"  # the audit log's actor for the operators' commands
 
 def _staff_action(run, login_name: str) -> None:
     """One of the console's account actions (idp.admin.user_service), with its effects."""
-    from idp.admin.user_service import UserServiceError
-
     account = _account(login_name)
     try:
         outcome = run(account)
-    except UserServiceError as error:
-        raise click.ClickException(error.reason) from None
+    except Refused as error:
+        raise click.ClickException(str(error)) from None
     _log(f"{account.login_name}: {outcome}")
 
 
@@ -219,8 +218,8 @@ def clients_create(name, redirect_uris, public, grant_types, scopes, account_typ
     )
     try:
         client, secret = registry.create(spec)
-    except registry.ClientError as error:
-        raise click.ClickException(f"{error.field}: {error.reason}") from None
+    except Refused as error:
+        raise click.ClickException(str(error)) from None
     _log(f"created client {client.name} ({client.client_id})")
     result = {"client_id": client.client_id}
     if secret:
@@ -243,8 +242,8 @@ def clients_import(files):
     for path in files:
         try:
             client, secret = registry.import_declaration(registry.load_declaration(path))
-        except registry.ClientError as error:
-            raise click.ClickException(f"{path}: {error.field}: {error.reason}") from None
+        except Refused as error:
+            raise click.ClickException(f"{path}: {error}") from None
         _log(f"{path}: {client.client_id} ({client.name})")
         if secret:
             created[client.client_id] = secret
@@ -343,8 +342,8 @@ def admin_create(login_name, role, name):
 
     try:
         staff, token = staff_service.create(login_name, role, name=name, created_by="cli")
-    except staff_service.StaffError as error:
-        raise click.ClickException(error.reason) from None
+    except Refused as error:
+        raise click.ClickException(str(error)) from None
     _log(f"created {role} {staff.login}; the enrolment link is valid for "
          f"{current_app.config['STAFF_ENROLMENT_TTL'] // 3600} h and works once")
     click.echo(staff_service.enrolment_url(token))

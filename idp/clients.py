@@ -26,7 +26,9 @@ from PIL import Image
 from sqlalchemy import update as sql_update
 
 from idp import signals
+from idp.errors import Refused
 from idp.extensions import db, services
+from idp.models import like
 from idp.models.clients import Client, hash_secret
 from idp.models.staff import InitialAccessToken
 from idp.oauth.claims import SCOPES_SUPPORTED
@@ -37,11 +39,9 @@ AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 ACCOUNT_TYPES = ("natural", "legal")
 
 
-class ClientError(ValueError):
+class ClientError(Refused, ValueError):
     def __init__(self, field_name: str, reason: str) -> None:
-        super().__init__(f"{field_name}: {reason}")
-        self.field = field_name
-        self.reason = reason
+        super().__init__(reason, field_name)
 
 
 @dataclass
@@ -315,8 +315,7 @@ def search(name_contains: str | None = None) -> list[Client]:
     query = db.select(Client).order_by(Client.created_at.desc(), Client.id.desc())
     text = (name_contains or "").strip()
     if text:
-        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Client.name.ilike(f"%{escaped}%", escape="\\"))
+        query = query.where(like.contains(Client.name, text))
     return list(db.session.execute(query).scalars())
 
 

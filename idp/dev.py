@@ -7,6 +7,10 @@ from idp.extensions import services
 bp = Blueprint("dev", __name__, url_prefix="/dev")
 
 
+def init_app(app) -> None:
+    app.register_blueprint(bp)
+
+
 @bp.get("/sms-outbox")
 def sms_outbox():
     sender = services().sms

@@ -18,12 +18,9 @@ HANDLERS: dict[str, Callable[[dict], None]] = {}
 BACKOFF_SECONDS = (5, 30, 120, 600, 1800, 3600)
 
 
-def handler(kind: str):
-    def register(fn):
-        HANDLERS[kind] = fn
-        return fn
-
-    return register
+def register(kind: str, fn: Callable[[dict], None]) -> None:
+    """Jobs of ``kind`` are run by ``fn`` (from the owning feature's ``init_app``)."""
+    HANDLERS[kind] = fn
 
 
 def enqueue(kind: str, payload: dict) -> Job:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from idp import signals
 from idp.accounts.choices import REGION_DOCUMENTS
 from idp.accounts.names import is_valid_login_name, login_name_key, normalise_login_name
+from idp.errors import Refused
 from idp.extensions import db, services
 from idp.models.accounts import ACTIVE, LEGAL, NATURAL, PENDING_REVIEW, Account
 from idp.models.cases import REGISTRATION, ReviewCase
@@ -41,11 +42,9 @@ REASONS = (
 CLASH_REASONS = ("login_name_taken", "uscc_taken", "document_taken")
 
 
-class FieldError(Exception):
+class FieldError(Refused):
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
+        super().__init__(reason, field)
 
 
 class _CodeSpentMeanwhile(FieldError):

@@ -5,8 +5,8 @@ regard to case) and a range of dates, read as calendar days in Beijing time (Asi
 Newest first, 50 to a page. The export holds every row the filters select, as UTF-8 with a
 byte-order mark so that Excel shows Chinese, and is itself audited (``audit_exported``).
 
-There are no routes that edit or delete entries, and ``protect_audit_log()`` (run when this
-module is imported) makes the ORM refuse to update or delete an ``AuditEvent``. Plain Core
+There are no routes that edit or delete entries, and ``protect_audit_log()`` (run by the console's
+``init_app``, for every app) makes the ORM refuse to update or delete an ``AuditEvent``. Plain Core
 statements on the table (the test suite empties tables that way) are not affected.
 """
 
@@ -33,6 +33,7 @@ from idp import signals
 from idp.accounts.names import login_name_key, normalise_login_name
 from idp.admin.access import current_staff, staff_required
 from idp.audit import UNKNOWN_NAME_PREFIX, unknown_name
+from idp.errors import Refused
 from idp.extensions import db, services
 from idp.forms import BaseForm
 from idp.models.audit import AuditEvent
@@ -74,16 +75,11 @@ def protect_audit_log() -> None:
         sa_event.listen(Session, "do_orm_execute", _refuse_bulk_change)
 
 
-protect_audit_log()
-
-
 # --- filters and queries (no HTTP) ----------------------------------------------------------
 
 
-class AuditFilterError(ValueError):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class AuditFilterError(Refused, ValueError):
+    pass
 
 
 @dataclass(frozen=True)

@@ -69,13 +69,10 @@ def _detail(case: ReviewCase, form: DecisionForm, error: str | None = None, stat
     sections = registered.describe_clear(case) if clear else cases.describe(case)
     if clear:
         _viewed(case, "case_data")
-    from idp.verification.service import DOCUMENT_LABELS, document_kinds
-
     return render_template(
         "admin/cases/detail.html", case=case, account=cases.account_of(case), form=form,
         sections=sections, documents=cases.documents(case), clear=clear,
-        document_links=[(kind, DOCUMENT_LABELS.get(kind, kind)) for kind in document_kinds(case)]
-        if claim == "mine" else [],
+        document_links=cases.document_kinds(case) if claim == "mine" else [],
         claim=cases.claim_status(case, me.login), holder=cases.active_holder(case),
         claim_expires_at=cases.claim_expires_at(case), type_label=cases.type_label,
         state_labels=STATE_LABELS, error=error, message=MESSAGES.get(error) if error else None,
@@ -125,12 +122,10 @@ def detail(case_id: int):
 @staff_required("cases.decide")
 def document(case_id: int, kind: str):
     """An uploaded document, decrypted, for the reviewer holding the case only (audited)."""
-    from idp.verification.service import document_of
-
     case = _case_or_404(case_id)
     if cases.claim_status(case, current_staff().login) != "mine":
         abort(403)
-    found = document_of(case, kind)
+    found = cases.document(case, kind)
     if found is None:
         abort(404)
     data, content_type = found

@@ -18,19 +18,19 @@ from flask import current_app
 from idp import signals
 from idp.audit import unknown_name
 from idp.login import handlers
+from idp.errors import Refused
 from idp.extensions import db, services
 from idp.models.staff import ROLES, StaffUser
 from idp.security.passwords import password_problem
-from idp.security.ratelimit import Limit, Lockout
+from idp.security.ratelimit import Lockout
 
 TOTP_ISSUER = "科技部政务服务平台"
 RECOVERY_CODES = 10
 
 
-class StaffError(ValueError):
+class StaffError(Refused, ValueError):
     def __init__(self, reason: str, until: datetime | None = None) -> None:
         super().__init__(reason)
-        self.reason = reason
         self.until = until
 
 
@@ -39,17 +39,13 @@ def _hash(value: str) -> str:
 
 
 def _staff_lockout() -> Lockout:
-    cfg = current_app.config
-    return Lockout(Limit("staff_login", cfg["LOGIN_MAX_FAILURES"], cfg["LOGIN_FAILURE_WINDOW"]),
-                   "staff", cfg["LOGIN_LOCK_SECONDS"])
+    return Lockout.for_sign_in("staff_login", "staff", current_app.config)
 
 
 def _unknown_names() -> Lockout:
     """Names that match no staff member: counted and locked with the same thresholds, under
     the name's keyed hash, and consulted only while no staff member holds the name."""
-    cfg = current_app.config
-    return Lockout(Limit("staff_name", cfg["LOGIN_MAX_FAILURES"], cfg["LOGIN_FAILURE_WINDOW"]),
-                   "staff_name", cfg["LOGIN_LOCK_SECONDS"])
+    return Lockout.for_sign_in("staff_name", "staff_name", current_app.config)
 
 
 def _normalise(login: str) -> str:

@@ -23,8 +23,10 @@ from flask import current_app
 from idp import signals
 from idp.accounts.names import login_name_key, normalise_login_name
 from idp.accounts.service import find_by_phone
+from idp.errors import Refused
 from idp.extensions import db, services
 from idp.login import handlers
+from idp.models import like
 from idp.models.accounts import ACTIVE, DISABLED, Account
 from idp.models.oauth import SsoSession
 from idp.oauth import sessions as sso_sessions
@@ -43,10 +45,8 @@ REASONS = (
 )
 
 
-class UserServiceError(ValueError):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class UserServiceError(Refused, ValueError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,6 @@ class SearchResult:
 # --- search ---------------------------------------------------------------------------------
 
 
-def escape_like(text: str) -> str:
-    """``text`` as a literal inside a LIKE pattern (escape character ``\\``)."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _clean_query(query: str | None) -> str:
     text = (query or "").strip()
     if not text:
@@ -85,12 +80,12 @@ def _condition(kind: str, text: str):
     if kind == "login_name":
         key = login_name_key(normalise_login_name(text))
         exact_first = sa.case((Account.login_name_key == key, 0), else_=1)
-        return (Account.login_name_key.like(escape_like(key) + "%", escape="\\"),
+        return (like.starts_with(Account.login_name_key, key),
                 (exact_first, Account.login_name_key))
     if kind == "name":
-        return (Account.name.ilike("%" + escape_like(text) + "%", escape="\\"), (Account.name, Account.id))
+        return (like.contains(Account.name, text), (Account.name, Account.id))
     if kind == "org_name":
-        return (Account.org_name.ilike("%" + escape_like(text) + "%", escape="\\"),
+        return (like.contains(Account.org_name, text),
                 (Account.org_name, Account.id))
     if kind == "uscc":
         code = "".join(unicodedata.normalize("NFKC", text).split()).upper()

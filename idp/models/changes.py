@@ -39,6 +39,9 @@ def _forget(session: Session, previous_transaction) -> None:
     session.info.pop(_NOTED, None)
 
 
-event.listen(Session, "before_flush", _note)
-event.listen(Session, "after_commit", _after_commit)
-event.listen(Session, "after_soft_rollback", _forget)
+def install() -> None:
+    """Listens to every session (idempotent: each create_app calls it)."""
+    for name, listener in (("before_flush", _note), ("after_commit", _after_commit),
+                           ("after_soft_rollback", _forget)):
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)

@@ -37,7 +37,6 @@ def notify_clients(account, sid: str, client_ids: list[str]) -> None:
         jobs.enqueue("backchannel_logout", {"client_id": client_id, "sub": account.sub, "sid": sid})
 
 
-@jobs.handler("backchannel_logout")
 def deliver(payload: dict) -> None:
     """Back-Channel Logout §2.5: POST the token; 200 (or 204) is delivered, anything else is
     retried by the job queue. The URI is checked again here (idp.security.outbound): a URI

@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from idp.errors import Refused
+
 DEFAULT_MAX_BYTES = 64 * 1024
 DEFAULT_TIMEOUT = 5.0
 
@@ -65,12 +67,11 @@ ADDRESS_REASONS = ("loopback", "private", "link_local", "multicast", "unspecifie
                    "ambiguous_ip_address", "invalid_address")
 
 
-class OutboundRefused(ValueError):
+class OutboundRefused(Refused, ValueError):
     """The URL or the address it leads to is not one the provider may call."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
+        super().__init__(reason, message=f"{reason}: {detail}" if detail else reason)
 
 
 class OutboundFailed(RuntimeError):

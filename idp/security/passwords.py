@@ -25,6 +25,8 @@ import bcrypt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from idp.errors import Refused
+
 MIN_LENGTH = 8
 MAX_LENGTH = 128
 
@@ -52,17 +54,13 @@ _ARGON2 = re.compile(
 )
 
 
-class UnsupportedHash(ValueError):
+class UnsupportedHash(Refused, ValueError):
     """A stored password hash this platform will not verify; ``reason`` is a stable code.
 
     Codes: ``hash_missing``, ``hash_too_long``, ``hash_format_unknown``, ``bcrypt_malformed``,
     ``bcrypt_cost_too_high``, ``pbkdf2_malformed``, ``pbkdf2_iterations_too_high``,
     ``sha256_malformed``, ``argon2_malformed``, ``argon2_cost_too_high``.
     """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def legacy_hash_format(text: object) -> str:

@@ -45,6 +45,13 @@ class Lockout:
     kind: str
     seconds: int
 
+    @classmethod
+    def for_sign_in(cls, counter_name: str, kind: str, config) -> Lockout:
+        """The sign-in thresholds, one rule for citizens and staff alike: ``LOGIN_MAX_FAILURES``
+        within ``LOGIN_FAILURE_WINDOW`` lock for ``LOGIN_LOCK_SECONDS``."""
+        return cls(Limit(counter_name, config["LOGIN_MAX_FAILURES"], config["LOGIN_FAILURE_WINDOW"]),
+                   kind, config["LOGIN_LOCK_SECONDS"])
+
     def lock_key(self, ident: str) -> str:
         return f"lock:{self.kind}:{ident}"
 

@@ -14,6 +14,8 @@ import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from idp.errors import Refused
+
 MAX_BYTES = 1024 * 1024
 MAX_PIXELS = 25_000_000  # e.g. 5000 × 5000; a phone photo is about 12 million
 EXTENSIONS = {"jpg", "jpeg", "png"}
@@ -23,10 +25,8 @@ REASONS = ("document_missing", "document_too_large", "document_bad_extension", "
            "document_damaged", "document_too_many_pixels")
 
 
-class DocumentRejected(ValueError):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class DocumentRejected(Refused, ValueError):
+    pass
 
 
 def clean_image(data: bytes, filename: str | None) -> tuple[bytes, str]:

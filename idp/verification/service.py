@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -41,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from idp import cases, signals
 from idp.accounts import service as accounts
-from idp.accounts.profile import profile_rows
+from idp.errors import Refused
 from idp.extensions import db, services
 from idp.models.accounts import (
     LEGAL, NATURAL, UNVERIFIED, VERIFICATION_PENDING, VERIFICATION_REJECTED, VERIFIED_AUTO,
@@ -84,20 +85,17 @@ MATCHED, NOT_MATCHED, UNAVAILABLE, INCOMPLETE, UNCHANGED = (
     "matched", "not_matched", "unavailable", "incomplete", "unchanged")
 
 
-class VerificationError(Exception):
+class VerificationError(Refused):
     def __init__(self, reason: str, retry_after: int = 0) -> None:
         super().__init__(reason)
-        self.reason = reason
         self.retry_after = retry_after
 
 
-class DocumentError(Exception):
+class DocumentError(Refused):
     """One uploaded file was refused; ``field`` is its kind."""
 
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
+        super().__init__(reason, field)
 
 
 @dataclass
@@ -200,11 +198,14 @@ def _forget_resets(session: Session, previous_transaction) -> None:
     session.info.pop(_RESETS, None)
 
 
-# First among the before_flush listeners: the caches (idp.models.changes) must see the status
-# change this one makes.
-event.listen(Session, "before_flush", _follow_the_data, insert=True)
-event.listen(Session, "after_flush_postexec", _announce_resets)
-event.listen(Session, "after_soft_rollback", _forget_resets)
+def _listen_to_sessions() -> None:
+    # First among the before_flush listeners: the caches (idp.models.changes) must see the
+    # status change this one makes.
+    listeners = (("before_flush", _follow_the_data, {"insert": True}),
+                 ("after_flush_postexec", _announce_resets, {}), ("after_soft_rollback", _forget_resets, {}))
+    for name, listener, options in listeners:
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener, **options)
 
 
 # --- the automatic path --------------------------------------------------------------------
@@ -404,18 +405,11 @@ def _reject(case: ReviewCase) -> None:
         account.verification_reason = case.reason
 
 
-def _describe_masked(case: ReviewCase):
-    account = cases.account_of(case)
-    if account is None:
-        return [(_l("Applicant"), [("account", _l("Account"), str(_l("The account no longer exists.")))])]
-    return profile_rows(account)
-
-
 def _describe_clear(case: ReviewCase):
     """What the holder of the case sees: the identity data in clear (the console audits it)."""
     account = cases.account_of(case)
     if account is None:
-        return _describe_masked(case)
+        return cases.describe_account(case)
     if account.is_legal:
         rows = [("org_name", _l("Unit name"), account.org_name), ("uscc", _l("Unified social credit code"),
                 account.uscc), ("legal_rep_name", _l("Legal representative"), account.legal_rep_name),
@@ -428,11 +422,18 @@ def _describe_clear(case: ReviewCase):
     return [(_l("Identity data under review (clear)"), rows)]
 
 
-cases.register(cases.CaseType(
-    name=VERIFICATION, label=_l("Real-name verification review"), on_approved=_approve,
-    on_rejected=_reject, describe=_describe_masked, describe_clear=_describe_clear,
-))
-cases.register(cases.CaseType(name=IDENTITY_CONFLICT, label=_l("Identity data verified on another account")))
+def _document_labels(case: ReviewCase) -> list[tuple[str, Any]]:
+    return [(kind, DOCUMENT_LABELS.get(kind, kind)) for kind in document_kinds(case)]
+
+
+CASE_TYPES = (
+    cases.CaseType(
+        name=VERIFICATION, label=_l("Real-name verification review"), on_approved=_approve,
+        on_rejected=_reject, describe=cases.describe_account, describe_clear=_describe_clear,
+        documents=cases.Documents(kinds=_document_labels, fetch=document_of),
+    ),
+    cases.CaseType(name=IDENTITY_CONFLICT, label=_l("Identity data verified on another account")),
+)
 
 
 # --- the outcome by SMS (a subscriber of case_decided) -----------------------------------
@@ -455,4 +456,10 @@ def _notify(sender, details=None, **_):
                                      details={"template": template, "error": str(exc)[:200]})
 
 
-signals.case_decided.connect(_notify, weak=False)
+def install() -> None:
+    """Registers verification with the rest of the provider (idempotent: once per process is
+    enough, every create_app calls it)."""
+    for case_type in CASE_TYPES:
+        cases.register(case_type)
+    _listen_to_sessions()
+    signals.case_decided.connect(_notify, weak=False)

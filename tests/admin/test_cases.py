@@ -542,3 +542,37 @@ def test_every_case_form_refuses_a_request_without_its_csrf_token(app, console, 
     response = reviewer.post(f"/admin/cases/{case.id}/{action}", data=data)
     assert response.status_code == 400 and reason_of(response) == "csrf_failed"
     assert (fresh(case).state, fresh(case).claimed_by) == before
+
+
+def test_a_new_case_type_brings_its_own_documents_and_only_the_holder_opens_them(
+        app, console, monkeypatch):
+    """The queue knows a case type's files only through its registration: an appeal type with a
+    letter of its own is shown and served without the queue importing the appeal's area."""
+    letters = {"letter": b"%PDF-1.4 appeal letter"}
+    monkeypatch.setitem(cases._registry, "appeal", cases.CaseType("appeal", "Appeal", documents=cases.Documents(
+        kinds=lambda case: [("letter", "Appeal letter")],
+        fetch=lambda case, kind: (letters[kind], "application/pdf") if kind in letters else None)))
+    case = cases.open_case("appeal", data={"name": "赵六"})
+    db.session.commit()
+    reviewer = console("reviewer")
+    assert reviewer.get(f"/admin/cases/{case.id}/documents/letter").status_code == 403  # not held
+    assert 'data-document="letter"' not in reviewer.get(f"/admin/cases/{case.id}").get_data(as_text=True)
+    assert claim(reviewer, case).status_code == 302
+    assert 'data-document="letter"' in reviewer.get(f"/admin/cases/{case.id}").get_data(as_text=True)
+    response = reviewer.get(f"/admin/cases/{case.id}/documents/letter")
+    assert response.status_code == 200 and response.data == letters["letter"]
+    assert response.mimetype == "application/pdf" and response.headers["Cache-Control"] == "no-store"
+    # A kind the type does not declare for this case is not fetched, even if the store has it.
+    assert reviewer.get(f"/admin/cases/{case.id}/documents/id_front").status_code == 404
+    viewed = [e.details["what"] for e in db.session.execute(
+        select(AuditEvent).filter_by(event="personal_data_viewed")).scalars()]
+    assert viewed == ["document:letter"]
+
+
+def test_a_case_type_without_documents_serves_none(app, console, monkeypatch):
+    monkeypatch.setitem(cases._registry, "appeal", cases.CaseType("appeal", "Appeal"))
+    case = cases.open_case("appeal", data={"documents": [{"kind": "id_front", "key": "k"}]})
+    db.session.commit()
+    reviewer = console("reviewer")
+    claim(reviewer, case)
+    assert reviewer.get(f"/admin/cases/{case.id}/documents/id_front").status_code == 404
