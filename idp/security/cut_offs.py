@@ -33,16 +33,21 @@ def cut_off_client(client_id: str) -> None:
     _cut_off(CLIENT + client_id)
 
 
+_EXACT = 1e-6  # a datetime column's resolution
+
+
 def issued_before_cut_off(sub: str | None, client_id: str | None, issued_at: float,
                           whole_seconds: bool = True) -> bool:
     """Whether a credential of ``sub`` for ``client_id`` issued at ``issued_at`` was cut off.
     A token's ``iat`` and a sign-in's ``auth_time`` are whole seconds: a cut-off within that
     second counts (what was issued in the same second after it must be asked for again); the
-    issue time of a code or refresh token is exact."""
+    issue time of a code or refresh token is exact to the microsecond the database keeps, so
+    it counts as before the cut-off only when earlier by more than that (a code issued at the
+    very instant of the cut-off, after it, read back rounded down, is not taken for an older one)."""
     revocations = services().revocations
     for name in (ACCOUNT + sub if sub else None, CLIENT + client_id if client_id else None):
         if name is not None:
             cut = revocations.cut_off_at(name)
-            if cut is not None and (issued_at <= cut if whole_seconds else issued_at < cut):
+            if cut is not None and (issued_at <= cut if whole_seconds else issued_at < cut - _EXACT):
                 return True
     return False
