@@ -30,6 +30,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -78,6 +79,10 @@ def windows(samples: list[dict], measure_start: float, end: float) -> tuple[tupl
     return (measure_start, measure_start + width), (end - width, end)
 
 
+def _growth(before: float, after: float) -> float:
+    return (after - before) / before if before else float("inf")
+
+
 def evaluate(samples: list[dict], measure_start: float, end: float, statuses: dict,
              failures: int) -> dict:
     """Pass or fail, check by check, from the samples taken during the run.
@@ -87,7 +92,8 @@ def evaluate(samples: list[dict], measure_start: float, end: float, statuses: di
     - `no_failed_operations`: no operation failed otherwise (a wrong answer, a timeout, a
       refused refresh): a soak that passes on wrong answers proves nothing.
     - `memory`: the median of the workers' summed resident memory in the late window is less than
-      5 % above its median in the early window. Medians, because one sample can catch a worker in
+      5 % above its median in the early window, and so is each worker's own (a leak in one of
+      several workers is diluted in the sum). Medians, because one sample can catch a worker in
       the middle of a large request.
     - `db_connections`, `redis_connections`, `fds`: no growth. A leak only grows, so it shows as
       a late window whose *lowest* value is above the *highest* of the early window; a pool that
@@ -106,10 +112,20 @@ def evaluate(samples: list[dict], measure_start: float, end: float, statuses: di
     before, after = _between(samples, *early, "rss_kib"), _between(samples, *late, "rss_kib")
     if before and after:
         base, last = statistics.median(before), statistics.median(after)
-        growth = (last - base) / base if base else float("inf")
-        checks["memory"] = {"ok": growth < MEMORY_GROWTH_LIMIT, "early_kib": base, "late_kib": last,
-                            "growth_pct": round(100 * growth, 2), "limit_pct": 100 * MEMORY_GROWTH_LIMIT,
-                            "rule": "median RSS of the workers (sum) in the late window < 1.05 × in the early window"}
+        growth = _growth(base, last)
+        per_worker = {}
+        for pid in sorted({p for s in samples for p in s.get("workers", [])}):
+            mine = [{"t": s["t"], "rss": dict(zip(s["workers"], s.get("rss_kib_per_worker") or [])).get(pid)}
+                    for s in samples]
+            w_before, w_after = _between(mine, *early, "rss"), _between(mine, *late, "rss")
+            if w_before and w_after:
+                per_worker[str(pid)] = round(100 * _growth(statistics.median(w_before), statistics.median(w_after)), 2)
+        worst = max(per_worker.values(), default=None)
+        ok = growth < MEMORY_GROWTH_LIMIT and (worst is None or worst < 100 * MEMORY_GROWTH_LIMIT)
+        checks["memory"] = {"ok": ok, "early_kib": base, "late_kib": last, "growth_pct": round(100 * growth, 2),
+                            "worker_growth_pct": per_worker, "limit_pct": 100 * MEMORY_GROWTH_LIMIT,
+                            "rule": "median RSS in the late window < 1.05 × in the early window, "
+                                    "for the workers together and for each one"}
     else:
         checks["memory"] = {"ok": False, "reason": "no_data", "rule": "samples in both windows"}
 
@@ -193,8 +209,8 @@ class Sampler(threading.Thread):
         fds = [_fd_count(p) for p in workers]
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True,
                              connect_timeout=5) as conn:
-            pg = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
-                              (self.database,)).fetchone()[0]
+            states = dict(conn.execute("SELECT coalesce(state, '?'), count(*) FROM pg_stat_activity "
+                                       "WHERE datname = %s GROUP BY 1", (self.database,)).fetchall())
         ports = local_ports_to(everyone, 6379)
         client = redis.Redis(host="127.0.0.1", port=6379, socket_timeout=5)
         try:
@@ -206,14 +222,21 @@ class Sampler(threading.Thread):
                 "rss_kib": sum(m for m in memory if m) if all(memory) else None,
                 "rss_kib_per_worker": memory,
                 "fds": sum(fds) if all(f is not None for f in fds) else None, "fds_per_worker": fds,
-                "pg_connections": pg, "redis_connections": redis_conns,
+                "pg_connections": sum(states.values()), "pg_states": states, "redis_connections": redis_conns,
                 "server_cpu_s": round(run.cpu_seconds(everyone), 2), "machine_cpu": run.machine_cpu()}
 
     def run(self) -> None:
+        reported = 0.0
         while not self.stop_event.is_set():
             started = time.monotonic()
             try:
-                self.samples.append(self.read())
+                sample = self.read()
+                self.samples.append(sample)
+                if sample["t"] - reported >= 60:  # a sign of life on long runs
+                    reported = sample["t"]
+                    log(f"{sample['t'] / 60:4.1f} min: RSS {(sample['rss_kib'] or 0) / 1024:.0f} MiB, "
+                        f"{sample['fds']} fds, {sample['pg_connections']} database and "
+                        f"{sample['redis_connections']} Redis connections")
             except Exception as exc:  # noqa: BLE001  (a missed sample is reported, the run goes on)
                 self.failures.append(f"{time.monotonic() - self.t0:.0f}s: {exc!r}"[:300])
             self.stop_event.wait(max(0.0, self.interval - (time.monotonic() - started)))
@@ -440,7 +463,8 @@ def markdown(result: dict) -> str:
     ]
     m = c["memory"]
     lines.append(f"| workers' RSS growth < 5 % | " + (
-        f"{m['early_kib'] / 1024:.1f} → {m['late_kib'] / 1024:.1f} MiB ({m['growth_pct']:+.2f} %)"
+        f"{m['early_kib'] / 1024:.1f} → {m['late_kib'] / 1024:.1f} MiB ({m['growth_pct']:+.2f} %; per worker "
+        + ", ".join(f"{g:+.2f} %" for g in m["worker_growth_pct"].values()) + ")"
         if "growth_pct" in m else "no data") + f" | {_ok(m)} |")
     for name, label in (("db_connections", "database connections"), ("redis_connections", "Redis connections"),
                         ("fds", "workers' file descriptors")):
@@ -483,6 +507,10 @@ def main() -> int:
     out_dir = args.out or run.RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    # Stopped early (Ctrl-C, SIGTERM; a shell's background job ignores SIGINT unless told), the
+    # run still stops its server and drops its database and keys: the `finally` below.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run.ensure_postgres()
     run.ensure_redis()
     database, prefix = f"idp_soak_{os.getpid()}", f"idp-soak-{os.getpid()}:"
