@@ -17,7 +17,7 @@ One run:
   4. Meanwhile, every few seconds: resident memory and open file descriptors of the server's
      worker processes (/proc), the database's connections (pg_stat_activity) and the server's
      Redis connections (CLIENT LIST, matched to the server processes' own sockets).
-  5. After a warm-up (a fifth of the run, 10 s to 2 min), the checks of `evaluate` decide; the
+  5. After a warm-up (a fifth of the run, 10 s to 5 min), the checks of `evaluate` decide; the
      JSON result and a Markdown summary go to bench/results/ (or `--out`); the exit status is 1
      when a check fails.
 """
@@ -61,9 +61,11 @@ def log(message: str) -> None:
 # -- the decision: pure functions of the samples (tests/unit/test_soak_checks.py) -------------------
 
 def warmup_seconds(total: float) -> float:
-    """A fifth of the run, at least 10 s (a first login per user, caches filled) and at most
-    2 min (a longer run measures longer, it does not warm up longer)."""
-    return min(120.0, max(10.0, total / 5))
+    """A fifth of the run, at least 10 s (a first login per user) and at most 5 min. What is
+    bounded but fills with use must be full by then: the verified-token cache of each worker
+    (idp.oauth.server, 4,096 access tokens) takes some 6 minutes at the default traffic on 2
+    cores, and memory grows meanwhile; a run shorter than half an hour sees part of it."""
+    return min(300.0, max(10.0, total / 5))
 
 
 def _between(samples: list[dict], start: float, end: float, key: str) -> list[float]:
@@ -357,9 +359,16 @@ OPS = {"login": op_login, "code_exchange": op_code_exchange, "refresh": op_refre
 
 
 async def traffic(target: loadgen.Target, concurrency: int, t0: float, warmup: float, total: float,
-                  rate: float, max_ops: int, tally: Tally) -> dict:
+                  rate: float, max_ops: int, tally: Tally, burst: int = 0) -> dict:
     """Closed loop (paced to `rate` operations per second in all when it is above 0) until
-    `total` seconds after t0 or `max_ops` operations; operations under way then finish."""
+    `total` seconds after t0 or `max_ops` operations; operations under way then finish.
+
+    During the first half of the warm-up, `burst` more users (unpaced) join: more requests at
+    once than the server has threads, so every worker's database and Redis pools open all the
+    connections its threads can ever hold at once. Pools open connections lazily, at the first
+    moment that many requests overlap in one worker; without the burst, that moment may come
+    late in the run by chance and look like growth (it did: 5 → 6 database connections at
+    minute 7 of a 30-minute run). After the burst, a connection more than that is a leak."""
     deadline = t0 + total
     done: dict[str, list[float]] = {k: [] for k in KINDS}
     failed: dict[str, Counter] = {k: Counter() for k in KINDS}
@@ -370,9 +379,9 @@ async def traffic(target: loadgen.Target, concurrency: int, t0: float, warmup: f
         await asyncio.sleep(max(0.0, t0 + warmup - time.monotonic()))
         tally.phase = "measured"
 
-    async def one(user: User) -> None:
-        while time.monotonic() < deadline and started[0] < max_ops:
-            if rate > 0:
+    async def one(user: User, until: float = deadline, paced: bool = True) -> None:
+        while time.monotonic() < until and started[0] < max_ops:
+            if rate > 0 and paced:
                 slot = pace["next"] = max(pace["next"], time.monotonic()) + 1 / rate
                 await asyncio.sleep(max(0.0, slot - time.monotonic()))
                 if time.monotonic() >= deadline:
@@ -390,13 +399,20 @@ async def traffic(target: loadgen.Target, concurrency: int, t0: float, warmup: f
                 if kind == "login":
                     user.access_token = None
 
+    async def bursting(user: User) -> None:
+        try:
+            await one(user, until=min(deadline, t0 + warmup / 2), paced=False)
+        finally:
+            user.browser.close()
+
     users = [User(CountingBrowser(target.host, target.port, tally), i) for i in range(concurrency)]
+    extra = [User(CountingBrowser(target.host, target.port, tally), concurrency + i) for i in range(burst)]
     clock = asyncio.create_task(phase_clock())
     try:
-        await asyncio.gather(*(one(u) for u in users))
+        await asyncio.gather(*(one(u) for u in users), *(bursting(u) for u in extra))
     finally:
         clock.cancel()
-        for u in users:
+        for u in users + extra:
             u.browser.close()
     measured_s = max(1e-9, min(time.monotonic(), deadline) - (t0 + warmup))
     out = {}
@@ -489,6 +505,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="virtual users")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="operations per second in all (0: closed loop, as fast as the server answers)")
+    parser.add_argument("--burst", type=int,
+                        help="users added during the first half of the warm-up, so that every pool reaches "
+                             "the size the server's threads can use (default: 2 × workers × threads)")
     parser.add_argument("--max-ops", type=int, default=1_000_000, help="stop after this many operations")
     parser.add_argument("--workers", type=int, help="server workers (default: the number of cores)")
     parser.add_argument("--interval", type=float, help="seconds between samples (default: 1 to 5)")
@@ -538,10 +557,12 @@ def main() -> int:
         server.wait_http(f"http://127.0.0.1:{port}/.well-known/openid-configuration")
         served = run.our_settings(env, "SERVER", "THREADS")
         meta["server"], meta["threads"] = served["SERVER"], served["THREADS"]
+        burst = meta["burst_users"] = (args.burst if args.burst is not None
+                                       else 2 * workers * int(served["THREADS"] or 1))
         target = run.our_target(port, client)
 
-        log(f"traffic for {args.minutes:g} min (warm-up {warmup:.0f} s), {args.concurrency} users, "
-            f"samples every {interval:g} s")
+        log(f"traffic for {args.minutes:g} min (warm-up {warmup:.0f} s, {burst} more users in its first half), "
+            f"{args.concurrency} users, samples every {interval:g} s")
         tally = Tally()
         t0 = time.monotonic()
         sampler = Sampler(server, database, interval, t0)
@@ -549,7 +570,7 @@ def main() -> int:
         lg0 = loadgen._cpu()
         try:
             figures = asyncio.run(traffic(target, args.concurrency, t0, warmup, total, args.rate, args.max_ops,
-                                          tally))
+                                          tally, burst))
         finally:
             sampler.stop()
         end = time.monotonic() - t0
