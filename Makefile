@@ -7,7 +7,7 @@ export PORT
 PYTEST_ARGS ?=
 TRANSLATIONS := themes/default/translations
 
-.PHONY: run test check audit lock demo bench translations browser-deps clean
+.PHONY: run test check audit lock demo bench soak translations browser-deps clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +86,14 @@ BENCH_ARGS ?=
 bench: $(VENV)/.installed translations
 	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The soak (docs/soak.md): `idp serve` on PostgreSQL + Redis under mixed logins, code exchanges,
+# refreshes, userinfo and introspection for SOAK_MINUTES (fractions allowed: 0.5 = 30 s), a
+# database and Redis key prefix of its own; fails when a check fails. Results in bench/results/.
+SOAK_MINUTES ?= 10
+SOAK_ARGS ?=
+soak: $(VENV)/.installed translations
+	$(BIN)/python bench/soak.py --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis

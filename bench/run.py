@@ -130,12 +130,12 @@ def ensure_redis() -> None:
     raise SystemExit("Redis did not start on 127.0.0.1:6379")
 
 
-def fresh_database() -> None:
+def fresh_database(name: str = "idp_bench") -> None:
     import psycopg
 
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS idp_bench WITH (FORCE)")
-        conn.execute("CREATE DATABASE idp_bench")
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def flush_redis(db: int) -> None:
@@ -234,13 +234,13 @@ class Server:
 
 # -- our provider -----------------------------------------------------------------------------
 
-def our_env(port: int, instance: Path, redis_db: int = OUR_REDIS_DB) -> dict:
+def our_env(port: int, instance: Path, redis_db: int = OUR_REDIS_DB, database_url: str = PG_URL) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
     runtime = instance / "run"
     runtime.mkdir(exist_ok=True)
     env.update(
         IDP_ENV="development", IDP_CAPTCHA="off", IDP_ISSUER=f"http://127.0.0.1:{port}", PORT=str(port),
-        IDP_DATABASE_URL=PG_URL, IDP_REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}",
+        IDP_DATABASE_URL=database_url, IDP_REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}",
         IDP_INSTANCE_DIR=str(instance),
         # each gunicorn gets its own control socket, not the shared ~/.gunicorn/gunicorn.ctl
         XDG_RUNTIME_DIR=str(runtime),
@@ -258,9 +258,12 @@ def idp(env: dict, *args: str) -> dict:
     return json.loads(lines[-1]) if lines else {}
 
 
-def setup_ours(env: dict) -> dict:
-    fresh_database()
-    flush_redis(OUR_REDIS_DB)
+def setup_ours(env: dict, database: str = "idp_bench", redis_db: int | None = OUR_REDIS_DB) -> dict:
+    """A fresh database ``database`` and (unless ``redis_db`` is None: a caller with a key prefix
+    of its own, bench/soak.py) an emptied Redis db, then the client and the user."""
+    fresh_database(database)
+    if redis_db is not None:
+        flush_redis(redis_db)
     idp(env, "db", "upgrade")
     idp(env, "demo", "seed")
     client = idp(env, "clients", "create", "--name", "bench", "--redirect-uri", REDIRECT_URI,
