@@ -391,6 +391,7 @@ def run_server(target: str, workers: int | None = None) -> None:
     access log is the provider's own (idp.ops), so the servers' access logs stay off."""
     import logging
 
+    from idp.extensions import db
     from idp.oauth import keys as signing
     from idp.ops import logs, metrics
 
@@ -398,6 +399,12 @@ def run_server(target: str, workers: int | None = None) -> None:
     logs.configure(cfg["LOG_FORMAT"])
     log = logging.getLogger("idp.server")
     signing.ensure_keys()  # before the workers start, so they never race to create keys
+    # This process only supervises: end its transaction and close its connections before the
+    # workers start, or it would sit "idle in transaction" for the server's life (holding back
+    # VACUUM, locking signing_keys against a migration) on a socket the workers inherit.
+    db.session.commit()
+    db.session.remove()
+    db.engine.dispose()
     if cfg["REDIS_URL"].startswith("memory://"):
         workers = 1
         log.warning("IDP_REDIS_URL=memory:// keeps sessions in-process: serving with ONE worker")

@@ -65,3 +65,34 @@ def test_metrics_add_up_the_requests_of_every_worker(cli, server_name):
         assert re.search(r'^idp_http_request_duration_seconds_count\{endpoint="/jwks.json",status="200"\} 40\.0$',
                          text, re.M), text
         assert re.search(r"^idp_workers 2\.0$", text, re.M)
+
+
+@pytest.mark.skipif(not (os.environ.get("IDP_TEST_DATABASE_URL") and os.environ.get("IDP_TEST_REDIS_URL")),
+                    reason="needs PostgreSQL and Redis (IDP_TEST_DATABASE_URL, IDP_TEST_REDIS_URL)")
+def test_the_serving_master_holds_no_transaction_open_on_postgresql(cli, tmp_path):
+    """The master process of `idp serve` ensures the signing keys and then only supervises:
+    it must not sit "idle in transaction" (holding back VACUUM, blocking migrations) for the
+    server's life."""
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import _drop_postgres, _fresh_postgres
+
+    url = _fresh_postgres(os.environ["IDP_TEST_DATABASE_URL"].rsplit("/", 1)[0] + f"/idp_served_{tmp_path.name}")
+    database = url.rsplit("/", 1)[1]
+    env = dict(IDP_DATABASE_URL=url, IDP_WORKERS="2", IDP_REDIS_URL=os.environ["IDP_TEST_REDIS_URL"],
+               IDP_REDIS_PREFIX=f"idp-test-served-{os.getpid()}:")
+    cli.run("db", "upgrade", env={**cli.env, **env})
+    cli.run("keys", "rotate", env={**cli.env, **env})  # the keys exist: the master only reads them
+    server, port = _start_serve(cli, **env)
+    engine = create_engine(url.rsplit("/", 1)[0] + "/postgres")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/jwks.json", timeout=10) as response:
+            assert response.status == 200
+        with engine.connect() as conn:
+            states = conn.execute(text("SELECT state FROM pg_stat_activity WHERE datname = :d"),
+                                  {"d": database}).scalars().all()
+        assert "idle in transaction" not in states, states
+    finally:
+        _stop(server)
+        engine.dispose()
+        _drop_postgres(url)
