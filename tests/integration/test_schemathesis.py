@@ -108,7 +108,7 @@ def live_server(app, _listening):
         thread.join(5)
 
 
-def test_every_json_endpoint_answers_as_documented_whatever_it_is_sent(live_server):
+def test_every_json_endpoint_answers_as_documented_whatever_it_is_sent(live_server, tmp_path):
     """The CLI, as an operator would run it (docs/operations.md, "Hostile input"); its report
     names each failure with the request that reproduces it."""
     environment = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.integration.schemathesis_hooks",
@@ -119,6 +119,6 @@ def test_every_json_endpoint_answers_as_documented_whatever_it_is_sent(live_serv
                "--max-examples", str(MAX_EXAMPLES), "--generation-deterministic",
                "--workers", "1", "--request-timeout", "10",
                "--suppress-health-check", "all", "--no-color"]
-    result = subprocess.run(command, env=environment, cwd=ROOT, capture_output=True, text=True,
+    result = subprocess.run(command, env=environment, cwd=tmp_path,  # its cache directory there capture_output=True, text=True,
                             timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
