@@ -33,7 +33,7 @@ from tests.conftest import make_account
 pytestmark = pytest.mark.fuzz
 
 ROOT = Path(__file__).resolve().parents[2]
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 80
 PASSWORD = "Schemathesis#2026"  # nosec B105  # a test client's secret
 
 
@@ -119,6 +119,7 @@ def test_every_json_endpoint_answers_as_documented_whatever_it_is_sent(live_serv
                "--max-examples", str(MAX_EXAMPLES), "--generation-deterministic",
                "--workers", "1", "--request-timeout", "10",
                "--suppress-health-check", "all", "--no-color"]
-    result = subprocess.run(command, env=environment, cwd=tmp_path,  # its cache directory there capture_output=True, text=True,
+    # Its working directory (where it keeps a cache) is the test's own.
+    result = subprocess.run(command, env=environment, cwd=tmp_path, capture_output=True, text=True,
                             timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
