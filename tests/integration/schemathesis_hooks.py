@@ -30,6 +30,10 @@ class RealCredentials:
             # RFC 6749 §2.3.1: each part form-encoded before the Basic encoding.
             pair = f"{quote(data['client_id'], safe='')}:{quote(data['client_secret'], safe='')}"
             case.headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+            body = case.body
+            if operation != "token" and isinstance(body, dict) and len(str(body.get("token"))) % 3 == 0:
+                # Some of the time a real token: the answers about live tokens are checked too.
+                case.body = {**body, "token": data["asked_about"]}
         elif operation in ("userinfo", "userinfoPost"):
             case.headers["Authorization"] = "Bearer " + data["access_token"]
         elif operation == "register":

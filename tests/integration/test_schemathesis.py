@@ -6,13 +6,14 @@ could not parse.
 
 Credentials are real, so the authenticated paths are exercised as well as the refusals: a
 confidential client (HTTP Basic on the token, introspection and revocation endpoints), an
-access token of a signed-up person (userinfo), an initial access token (registration) and the
-registration access token of a registered client (RFC 7592). Schemathesis also sends each of
-these requests without the credential, and with a wrong one, and expects 401.
+access token of a signed-up person (userinfo, and another one that introspection and revocation
+are sometimes asked about), an initial access token (registration) and the registration access
+tokens of three registered clients (RFC 7592: one each for GET, PUT and DELETE). Schemathesis
+also sends each of these requests without the credential, and with a wrong one, and expects 401.
 
 Bounded and deterministic: schemathesis's CLI in a subprocess with
 ``--generation-deterministic`` (the same requests every run, no example database),
-MAX_EXAMPLES per operation, one worker (some 25 s here). Marked ``fuzz``: CI runs it once
+MAX_EXAMPLES per operation, one worker (about a minute here). Marked ``fuzz``: CI runs it once
 (.ci/run), on the embedded defaults.
 """
 
@@ -34,7 +35,6 @@ pytestmark = pytest.mark.fuzz
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = 80
-PASSWORD = "Schemathesis#2026"  # nosec B105  # a test client's secret
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -84,8 +84,10 @@ def _credentials() -> dict[str, str]:
     access_token = server.access_token(confidential, "authorization_code", person,
                                        "openid profile email phone")
     _, initial = clients.issue_initial_access_token("schemathesis", 7, clients.IAT_MAX_USES, "fuzz")
+    person._login = {}
+    asked_about = server.access_token(confidential, "authorization_code", person, "openid profile")
     credentials = {"client_id": confidential.client_id, "client_secret": secret,
-                   "access_token": access_token, "initial": initial}
+                   "access_token": access_token, "asked_about": asked_about, "initial": initial}
     for method in ("GET", "PUT", "DELETE"):  # one each: a DELETE must not leave PUT only 401s
         registered, _, registration_token = clients.register_dynamically(
             ClientSpec(name=f"schemathesis registered {method}", redirect_uris=["https://rp2.example/cb"]),
