@@ -158,7 +158,10 @@ def _install_error_pages(app: Flask) -> None:
         status = error.code or 500
         if status == 413:
             refused_as_too_large(app, request.path)
-        return page(status, ERROR_MESSAGES.get(status, ERROR_MESSAGES[400]), f"http_{status}")
+        body, status = page(status, ERROR_MESSAGES.get(status, ERROR_MESSAGES[400]), f"http_{status}")
+        # The exception's own headers stay: a 405 names the methods allowed (RFC 9110 §15.5.6).
+        kept = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
+        return body, status, kept
 
     @app.errorhandler(Exception)
     def unexpected(error):

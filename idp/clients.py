@@ -75,9 +75,12 @@ def _is_loopback(host: str | None) -> bool:
 def check_uri(uri: str, field_name: str) -> str:
     """Exact, absolute URIs: no wildcards, no fragments; https in production except loopback."""
     uri = (uri or "").strip()
-    parts = urlsplit(uri)
     if not uri or len(uri) > 500 or any(c.isspace() for c in uri):
         raise ClientError(field_name, "invalid_uri")
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # an unbalanced IPv6 bracket ("https://[::1/cb")
+        raise ClientError(field_name, "invalid_uri") from None
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise ClientError(field_name, "invalid_uri")
     if "*" in uri:

@@ -70,7 +70,8 @@ class Client(db.Model, ClientMixin):
         if not scope:
             return ""
         allowed = set(self.scopes)
-        return " ".join(s for s in scope_to_list(scope) if s in allowed)
+        # RFC 6749 §3.3: the scope is a set; a repeated token is granted once.
+        return " ".join(dict.fromkeys(s for s in scope_to_list(scope) if s in allowed))
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         # Exact string comparison: no case folding, no trailing-slash or fragment leniency.

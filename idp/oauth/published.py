@@ -1,4 +1,4 @@
-"""The discovery document and the JWKS, answered before Flask.
+"""The discovery document, the JWKS and the OpenAPI description, answered before Flask.
 
 Every relying party and resource server fetches them, and they change only with the
 configuration or the signing keys. Through Flask each cost as much as a hello page and more
@@ -14,13 +14,15 @@ from idp.oauth import keys
 
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/jwks.json"
+OPENAPI = "/openapi.json"
 
 
 class PublishedDocuments:
     def __init__(self, app, wsgi_app) -> None:
         self.wsgi_app = wsgi_app
         self.current = {DISCOVERY: lambda: app.extensions.get("idp.discovery"),
-                        JWKS: lambda: keys.cached_jwks_json(app)}
+                        JWKS: lambda: keys.cached_jwks_json(app),
+                        OPENAPI: lambda: app.extensions.get("idp.openapi")}
         self.answers: dict[str, tuple] = {}
 
     def __call__(self, environ, start_response):

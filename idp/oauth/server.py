@@ -288,8 +288,21 @@ def _token_record(token: str, hint: str | None):
     return None
 
 
+class UnsupportedTokenTypeError(OAuth2Error):
+    """RFC 7009 §2.2.1: an error response, so 400 (Authlib's is a 401 challenge)."""
+
+    error = "unsupported_token_type"
+    status_code = 400
+
+
 class Introspection(IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = SECRET_METHODS
+
+    def check_params(self, request, client):
+        """RFC 7662 §2.1: a hint the server does not know is no error; the search extends to
+        every type of token (``_token_record``)."""
+        if "token" not in request.form:
+            raise InvalidRequestError()
 
     def query_token(self, token, token_type_hint):
         return _token_record(token, token_type_hint)
@@ -314,6 +327,13 @@ class Introspection(IntrospectionEndpoint):
 
 class Revocation(RevocationEndpoint):
     CLIENT_AUTH_METHODS = [*SECRET_METHODS, "none"]
+
+    def check_params(self, request, client):
+        if "token" not in request.form:
+            raise InvalidRequestError()
+        hint = request.form.get("token_type_hint")
+        if hint and hint not in self.SUPPORTED_TOKEN_TYPES:
+            raise UnsupportedTokenTypeError()
 
     def query_token(self, token, token_type_hint):
         return _token_record(token, token_type_hint)

@@ -119,6 +119,19 @@ def jwks():
     return _public_json(keys.public_jwks_json())
 
 
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI description of the JSON endpoints (idp.oauth.openapi): built once per
+    application, like discovery."""
+    body = current_app.extensions.get("idp.openapi")
+    if body is None:
+        from idp.oauth.openapi import document
+
+        body = current_app.extensions["idp.openapi"] = json.dumps(
+            document(current_app.config["ISSUER"]), ensure_ascii=False).encode()
+    return _public_json(body)
+
+
 # -- authorization --------------------------------------------------------------------------
 
 def _server():
