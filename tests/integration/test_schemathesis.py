@@ -72,7 +72,9 @@ def _credentials() -> dict[str, str]:
     from idp import clients
     from idp.clients import ClientSpec
     from idp.extensions import db
+    from idp.login.record import Authentication
     from idp.oauth import server
+    from idp.oauth.storage import Grantee
 
     confidential, secret = clients.create(ClientSpec(
         name="schemathesis confidential", redirect_uris=["https://rp.example/callback"],
@@ -80,12 +82,15 @@ def _credentials() -> dict[str, str]:
         scopes=["openid", "profile", "email", "phone", "offline_access"], trusted=True))
     person = make_account(login_name="fuzz_person", email="fuzz@example.cn")
     db.session.commit()
-    person._login = {"sid": "fuzz-session", "auth_time": int(person.created_at.timestamp())}
-    access_token = server.access_token(confidential, "authorization_code", person,
+    signed_in = Authentication(sub=person.sub, account_type=person.account_type, sid="fuzz-session",
+                               auth_time=int(person.created_at.timestamp()), amr=("pwd",))
+    access_token = server.access_token(confidential, "authorization_code", Grantee(person.id, signed_in),
                                        "openid profile email phone")
     _, initial = clients.issue_initial_access_token("schemathesis", 7, clients.IAT_MAX_USES, "fuzz")
-    person._login = {}
-    asked_about = server.access_token(confidential, "authorization_code", person, "openid profile")
+    without_session = Authentication(sub=person.sub, account_type=person.account_type, sid=None,
+                                     auth_time=signed_in.auth_time, amr=("pwd",))
+    asked_about = server.access_token(confidential, "authorization_code", Grantee(person.id, without_session),
+                                      "openid profile")
     credentials = {"client_id": confidential.client_id, "client_secret": secret,
                    "access_token": access_token, "asked_about": asked_about, "initial": initial}
     for method in ("GET", "PUT", "DELETE"):  # one each: a DELETE must not leave PUT only 401s
