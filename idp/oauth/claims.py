@@ -107,9 +107,10 @@ def id_token_claims(account: Account) -> UserInfo:
 
 
 # The account columns the claims of each scope read. Userinfo loads only these (the others are
-# mostly personal data, decrypted as they load: bench/PROFILE.md). A column missing here is
-# still read correctly from the database, by one more SELECT, but a change of it would not
-# reach idp.oauth.userinfo_cache: the account source below declares exactly these.
+# mostly personal data, decrypted as they load: bench/PROFILE.md), and the account source
+# below declares exactly these, so a change of one reaches idp.oauth.userinfo_cache. Userinfo's
+# claims are made from a copy of these values (AccountCopy): a claim made from a column missing
+# here fails at once (AttributeError) instead of going stale in the cache.
 _COLUMNS_ALWAYS = ("id", "sub", "account_type")
 _COLUMNS_BY_SCOPE = {
     "profile": ("login_name", "org_name", "name", "gender", "birth_date", "updated_at"),

@@ -170,10 +170,10 @@ def test_a_disabled_account_loses_its_entry_and_userinfo_refuses_at_once(rp, tru
 
 
 def test_a_source_cannot_be_declared_twice(app):
-    account_source = claim_sources.sources()[0]
+    before = claim_sources.sources()
     with pytest.raises(ValueError, match="declared twice"):
-        claim_sources.declare(account_source)
-    assert claim_sources.sources() == (account_source,)
+        claim_sources.declare(before[0])
+    assert claim_sources.sources() == before
 
 
 @pytest.mark.parametrize("account_type", ["natural", "legal"])
