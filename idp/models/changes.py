@@ -1,5 +1,6 @@
 """Run code after a commit that wrote rows of a model, whatever wrote them (the console, the CLI,
-a service, a test): the caches of clients and of userinfo's account data hear of changes here.
+a service, a test): the caches of clients and of claims (through idp.claim_sources) hear of
+changes here.
 
 What a listener needs of a row is read when the row is flushed, since no SQL may run after
 the commit; the callbacks run after it, and a rollback forgets everything noted.
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 _NOTED = "idp.written"
@@ -20,6 +21,17 @@ _listeners: list[tuple[type, Callable[[Any], Any], Callable[[set], None]]] = []
 def after_commit_of(model: type, key: Callable[[Any], Any], callback: Callable[[set], None]) -> None:
     """After each commit that wrote ``model`` rows, ``callback({key(row), ...})``."""
     _listeners.append((model, key, callback))
+
+
+def changed(row, columns) -> bool:
+    """Whether the flush under way inserts or deletes ``row`` or changes one of ``columns``
+    (for a ``key`` that ignores the other columns: a sign-in's ``last_login_at`` is no change of
+    the claims)."""
+    state = inspect(row)
+    if state.pending or (state.session is not None and row in state.session.deleted):
+        return True
+    # committed_state holds the loaded value of every attribute set since the last flush.
+    return any(name in state.committed_state for name in columns)
 
 
 def _note(session: Session, flush_context, instances) -> None:

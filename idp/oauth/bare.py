@@ -47,14 +47,12 @@ def userinfo(app, request):
     if token_claims is None:
         return _bearer_error(app, "invalid_token", "The access token is invalid, expired or revoked.")
     scope = token_claims.get("scope") or ""
-    account = None
-    if "openid" in scope_to_list(scope):
-        account = userinfo_cache.account_for_claims(str(token_claims.get("sub")))
-        if account is None or account.status != ACTIVE:  # deleted, disabled (idp.oauth.storage)
-            return _bearer_error(app, "invalid_token", "The access token is invalid, expired or revoked.")
-    if account is None:
+    if "openid" not in scope_to_list(scope):
         return _bearer_error(app, "insufficient_scope", "The token does not grant access to user info.", 403)
-    return no_store(jsonify(dict(claim_sets.user_claims(account, scope, token_claims))))
+    entry = userinfo_cache.entry_for_claims(str(token_claims.get("sub")))
+    if entry is None or entry.status != ACTIVE:  # deleted, disabled (idp.oauth.storage)
+        return _bearer_error(app, "invalid_token", "The access token is invalid, expired or revoked.")
+    return no_store(jsonify(claim_sets.gathered_claims(entry.data, scope, token_claims)))
 
 
 def token(app, request):

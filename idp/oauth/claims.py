@@ -3,11 +3,12 @@ never an empty string."""
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import datetime, timezone
 
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oidc.core import UserInfo
 
+from idp import claim_sources
 from idp.models.accounts import Account
 
 SCOPES_SUPPORTED = ["openid", "profile", "email", "phone", "address", "offline_access",
@@ -107,8 +108,10 @@ def id_token_claims(authentication) -> UserInfo:
 
 
 # The account columns the claims of each scope read. Userinfo loads only these (the others are
-# mostly personal data, decrypted as they load: bench/PROFILE.md). A column missing here is
-# still read correctly from the database, by one more SELECT, but not from the userinfo cache.
+# mostly personal data, decrypted as they load: bench/PROFILE.md), and the account source
+# below declares exactly these, so a change of one reaches idp.oauth.userinfo_cache. Userinfo's
+# claims are made from a copy of these values (AccountCopy): a claim made from a column missing
+# here fails at once (AttributeError) instead of going stale in the cache.
 _COLUMNS_ALWAYS = ("id", "sub", "account_type")
 _COLUMNS_BY_SCOPE = {
     "profile": ("login_name", "org_name", "name", "gender", "birth_date", "updated_at"),
@@ -121,7 +124,7 @@ _COLUMNS_BY_SCOPE = {
 }
 
 
-# Every column a claim is made from (what idp.oauth.userinfo_cache keeps).
+# Every column a claim is made from.
 CLAIM_COLUMNS = list(dict.fromkeys([*_COLUMNS_ALWAYS, *(c for cs in _COLUMNS_BY_SCOPE.values() for c in cs)]))
 
 
@@ -159,3 +162,51 @@ def user_claims(account: Account, scope: str, sign_in: dict | None = None) -> Us
         _put(info, "org", org)
     # "delegation": filled by the delegation issue (delegations, acting_for).
     return UserInfo(info)
+
+
+# -- the claims of an account, gathered from their sources (idp.claim_sources) -----------------
+
+
+def gathered_claims(data: dict, scope: str, sign_in: dict | None = None) -> dict:
+    """The claims for ``scope`` from what each source read (``data``: by source name, as
+    ``ClaimSource.load`` gave it, fresh or from idp.oauth.userinfo_cache). ``sign_in``: the
+    access token's claims, whose ``sub``, ``account_type`` and ``represents`` came from the
+    sign-in's record (idp.login.record) and name whom the token was issued for."""
+    info: dict = {}
+    for source in claim_sources.sources():
+        info.update(source.claims(data[source.name], scope))
+    if sign_in is not None:
+        info.update((k, sign_in[k]) for k in ("sub", "account_type", "represents") if sign_in.get(k))
+    return info
+
+
+class AccountCopy:
+    """The claim columns of an account as attributes: what ``user_claims`` reads, rebuilt from
+    the values the account source read."""
+
+    def __init__(self, values: dict) -> None:
+        self.__dict__.update(values)
+
+    is_legal = Account.is_legal
+
+
+def _account_values(account: Account) -> dict:
+    values, times = {}, []
+    for name in CLAIM_COLUMNS:
+        value = getattr(account, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+            times.append(name)
+        values[name] = value
+    return {"values": values, "times": times}
+
+
+def _account_claims(data: dict, scope: str) -> dict:
+    values = dict(data["values"])
+    for name in data["times"]:
+        values[name] = datetime.fromisoformat(values[name])
+    return user_claims(AccountCopy(values), scope)
+
+
+ACCOUNT_SOURCE = claim_sources.declare(claim_sources.ClaimSource(
+    name="account", account_columns=tuple(CLAIM_COLUMNS), load=_account_values, claims=_account_claims))
