@@ -23,7 +23,7 @@ from idp.models.oauth import RefreshToken, SsoSession
 from tests.admin.conftest import form_token
 from tests.conftest import PASSWORD, login, make_account, reason_of
 from tests.oidc.conftest import basic_auth, bearer, is_login_page, location, query_of
-from tests.oidc.test_backchannel_logout import EVENT, Receiver
+from tests.oidc.test_backchannel_logout import EVENT, receiver  # noqa: F401 (the relying parties' endpoint)
 
 WRONG = "Wr0ng!pass"
 
@@ -33,15 +33,6 @@ def settings(settings):
     settings["CAPTCHA"] = "off"
     settings["JOBS_INLINE"] = True  # back-channel logouts delivered within the request
     return settings
-
-
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
 
 
 @pytest.fixture
