@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.conftest import outbox_codes
+from tests.live_server import _listening, live_server, settings  # noqa: F401 (fixtures of this suite)
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -31,51 +30,6 @@ DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 375, "height": 812}
 
 expect.set_options(timeout=5_000)
-
-
-class _LateApp:
-    """A WSGI callable that forwards to the app once the app fixture has built it."""
-
-    def __init__(self) -> None:
-        self.app = None
-
-    def __call__(self, environ, start_response):
-        return self.app(environ, start_response)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs) -> None:  # one line per request only drowns failures
-        pass
-
-
-@pytest.fixture
-def _listening():
-    target = _LateApp()
-    server = make_server("127.0.0.1", 0, target, threaded=True, request_handler=_QuietHandler)
-    yield server, target
-    server.server_close()
-
-
-@pytest.fixture
-def settings(settings, _listening):
-    """The shared settings, with the issuer at the live server's real address."""
-    server, _ = _listening
-    settings["ISSUER"] = f"http://127.0.0.1:{server.server_port}"
-    return settings
-
-
-@pytest.fixture
-def live_server(app, _listening) -> str:
-    """Serves ``app`` on its loopback port for the duration of one test; yields the base URL."""
-    server, target = _listening
-    target.app = app
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield app.config["ISSUER"]
-    finally:
-        server.shutdown()
-        thread.join(5)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ from clients.demo_rp import create_app as create_demo_system
 from idp.clients import import_declaration, load_declaration
 from idp.extensions import db
 from idp.models.oauth import Job
-from tests.browser.conftest import _LateApp, _QuietHandler, login, screenshot
+from tests.browser.conftest import login, screenshot
+from tests.live_server import _LateApp, _QuietHandler
 from tests.conftest import PASSWORD, make_account
 
 pytestmark = pytest.mark.browser

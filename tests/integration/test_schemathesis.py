@@ -23,49 +23,17 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.conftest import make_account
+from tests.live_server import _listening, live_server, settings  # noqa: F401 (the provider served on loopback)
 
 pytestmark = pytest.mark.fuzz
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = 80
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs) -> None:
-        pass
-
-
-class _LateApp:
-    """Forwards to the app once the app fixture has built it (the port comes first: the
-    issuer names it)."""
-
-    def __init__(self) -> None:
-        self.app = None
-
-    def __call__(self, environ, start_response):
-        return self.app(environ, start_response)
-
-
-@pytest.fixture
-def _listening():
-    target = _LateApp()
-    server = make_server("127.0.0.1", 0, target, threaded=True, request_handler=_QuietHandler)
-    yield server, target
-    server.server_close()
-
-
-@pytest.fixture
-def settings(settings, _listening):
-    server, _ = _listening
-    settings["ISSUER"] = f"http://127.0.0.1:{server.server_port}"
-    return settings
 
 
 def _credentials() -> dict[str, str]:
@@ -100,19 +68,6 @@ def _credentials() -> dict[str, str]:
         credentials[method] = [registered.client_id, registration_token]
     db.session.commit()
     return credentials
-
-
-@pytest.fixture
-def live_server(app, _listening):
-    server, target = _listening
-    target.app = app
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield app.config["ISSUER"]
-    finally:
-        server.shutdown()
-        thread.join(5)
 
 
 def test_every_json_endpoint_answers_as_documented_whatever_it_is_sent(live_server, tmp_path):
