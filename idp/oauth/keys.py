@@ -273,6 +273,19 @@ def decode_against(token: str):
     return decoded, keyset
 
 
+def id_token_hint_claims(token: str) -> dict:
+    """The claims of an ID token this provider issued, given back as an ``id_token_hint`` (at
+    the authorization endpoint, OIDC Core §3.1.2.1, and at logout, RP-Initiated Logout §2), or
+    InvalidToken. Past its ``exp`` is accepted (the hint only names a user); an access token or
+    a logout token, signed by the same keys, is not an ID token (``typ``)."""
+    decoded = decode(token)
+    claims = decoded.claims
+    if (claims.get("iss") != current_app.config["ISSUER"] or decoded.header.get("typ") != "JWT"
+            or not isinstance(claims.get("sub"), str) or not isinstance(claims.get("exp"), int)):
+        raise InvalidToken("not an ID token of this provider")
+    return dict(claims)
+
+
 def signing_key(alg: str | None = None):
     """(kid, private key) of the active key for ``alg`` (default: the configured one)."""
     alg = alg or current_app.config["SIGNING_ALG"]

@@ -271,12 +271,9 @@ def _hint_sub(auth_req: AuthorizationRequest) -> str | None:
     if not hint:
         return None
     try:
-        claims = keys.decode(hint).claims
+        return keys.id_token_hint_claims(hint)["sub"]
     except keys.InvalidToken:
-        raise InvalidRequestError("'id_token_hint' is not a valid ID token of this provider") from None
-    if claims.get("iss") != current_app.config["ISSUER"]:
-        raise InvalidRequestError("'id_token_hint' was not issued by this provider")
-    return str(claims.get("sub"))
+        raise InvalidRequestError("'id_token_hint' is not an ID token of this provider") from None
 
 
 # What the client hears for each missing prompt when it asked for no page (OIDC Core §3.1.2.6).

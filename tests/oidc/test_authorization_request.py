@@ -263,6 +263,14 @@ def test_an_invalid_id_token_hint_is_an_invalid_request(rp, trusted, person):
     assert_error_redirect(response, "invalid_request", "s")
 
 
+def test_an_access_token_as_id_token_hint_is_an_invalid_request(rp, trusted, person):
+    """Signed by the same keys, but ``typ`` at+jwt: not an ID token, whichever endpoint takes it."""
+    client_id, secret = trusted
+    tokens = rp.sign_in(client_id, secret)
+    response = rp.get(rp.authorize_url(client_id, id_token_hint=tokens["access_token"], state="s-at"))
+    assert_error_redirect(response, "invalid_request", "s-at")
+
+
 # --- acr_values ------------------------------------------------------------------------------
 
 
