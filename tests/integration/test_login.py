@@ -117,7 +117,7 @@ def test_legal_account_signs_in_on_the_legal_tab(app, client):
     make_account("legal", login_name="fz_unit")
     response = login(app, client, "fz_unit", account_type="legal")
     assert response.status_code == 302
-    assert session_data(app, client)["account_type"] == "legal"
+    assert session_data(app, client)["authentication"]["account_type"] == "legal"
 
 
 def test_the_session_id_changes_at_login_and_the_old_one_is_gone(app, client):
