@@ -97,7 +97,7 @@ class StoreSessionInterface(SessionInterface):
             return
         lifetime = self.lifetime_of(app, session)
         dict.__setitem__(session, _STAMP, now)
-        self.store.set(_KEY + session.sid, json.dumps(dict(session)).encode(), lifetime)
+        self.store.set(_KEY + session.sid, json.dumps(dict(session), separators=(",", ":")).encode(), lifetime)
         response.set_cookie(COOKIE_NAME, session.sid, max_age=lifetime, **cookie)
         response.vary.add("Cookie")
 

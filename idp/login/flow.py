@@ -80,9 +80,7 @@ def finish(account: Account, methods: tuple[str, ...] = ("pwd",)) -> str:
     session.update(
         account_id=account.id,
         login_name=account.login_name,
-        account_type=account.account_type,
-        auth_time=authentication.auth_time,
-        amr=list(authentication.amr),
+        auth_time=authentication.auth_time,  # read on their own (sessions, audit, logout)
         sid=sid,
         authentication=authentication.as_json(),
     )

@@ -45,7 +45,10 @@ def take(interaction_id: str | None) -> dict | None:
     entry = pending.pop(interaction_id, None) if interaction_id else None
     if entry is None:
         return None
-    session[KEY] = pending
+    if pending:
+        session[KEY] = pending
+    else:
+        session.pop(KEY, None)  # nothing left waiting: no empty entry kept in the session
     return entry["request"] if entry["expires_at"] > services().clock.time() else None
 
 

@@ -74,9 +74,15 @@ class Authentication:
         object.__setattr__(self, "represents", dict(self.represents) if self.represents else None)
 
     def as_json(self) -> dict:
-        return {"sub": self.sub, "account_type": self.account_type, "sid": self.sid,
-                "auth_time": self.auth_time, "acr": self.acr, "amr": list(self.amr),
-                "represents": self.represents}
+        """The stored form (codes, refresh-token families, SSO and browser sessions): ``acr``
+        is left out, since it is derived from ``amr`` on reading (``__post_init__``), and so is
+        an empty ``represents`` (bench/PROFILE.md round 7: every byte is kept per session and
+        per refresh token)."""
+        data = {"sub": self.sub, "account_type": self.account_type, "sid": self.sid,
+                "auth_time": self.auth_time, "amr": list(self.amr)}
+        if self.represents:
+            data["represents"] = self.represents
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> Authentication:

@@ -53,7 +53,8 @@ class AuthorizationCode(db.Model):
         return self.authentication["auth_time"]
 
     def get_acr(self):
-        return self.authentication["acr"]
+        # Derived from amr, not stored: the record the spent code carries (idp.oauth.storage).
+        return self.subject.authentication.acr
 
     def get_amr(self):
         return self.authentication["amr"]

@@ -19,7 +19,6 @@ from idp import signals
 from idp.extensions import db
 from idp.http import add_security_headers, no_store, refused_as_too_large
 from idp.models.accounts import ACTIVE
-from idp.oauth import claims as claim_sets
 from idp.oauth import userinfo_cache
 from idp.oauth.server import verify_access_token
 
@@ -52,30 +51,38 @@ def userinfo(app, request):
     entry = userinfo_cache.entry_for_claims(str(token_claims.get("sub")))
     if entry is None or entry.status != ACTIVE:  # deleted, disabled (idp.oauth.storage)
         return _bearer_error(app, "invalid_token", "The access token is invalid, expired or revoked.")
-    return no_store(jsonify(claim_sets.gathered_claims(entry.data, scope, token_claims)))
+    return no_store(jsonify(entry.claims(scope, token_claims)))
 
 
 def token(app, request):
     """One transaction per token request: the code spent or the refresh token rotated, and
     what was issued in exchange, are committed together (also when the request fails after the
     code was spent: a code works once)."""
-    response = app.extensions["idp.oauth_server"].create_token_response(request)
+    server = app.extensions["idp.oauth_server"]
+    oauth_request = server.create_oauth2_request(request)
+    response = server.create_token_response(oauth_request)
     if db.session.registry.has() and db.session().in_transaction():  # client credentials: no session at all
         db.session.commit()
-    _announce_token_response(app, request, response)
+    _announce_token_response(app, request, oauth_request, response)
     return no_store(response)
 
 
-def _announce_token_response(app, request, response) -> None:
-    """The token_requested signal (metrics and the log line of a refusal subscribe to it)."""
+def _announce_token_response(app, request, oauth_request, response) -> None:
+    """The token_requested signal (metrics and the log line of a refusal subscribe to it).
+    ``subject``: the client id, of the client Authlib authenticated when there is one (the
+    Authorization header is not parsed a second time), else as the request named it."""
     details = {"grant_type": request.form.get("grant_type")}
     if response.status_code == 200:
         outcome = "success"
     else:
         outcome = "refused"
         details["error"] = (response.get_json(silent=True) or {}).get("error")
-    authorization = request.authorization
-    client_id = authorization.username if authorization else request.form.get("client_id")
+    client = getattr(oauth_request, "client", None)
+    if client is not None:
+        client_id = client.get_client_id()
+    else:
+        authorization = request.authorization
+        client_id = authorization.username if authorization else request.form.get("client_id")
     signals.token_requested.send(app, subject=client_id, outcome=outcome, details=details)
 
 

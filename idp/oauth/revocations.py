@@ -75,6 +75,11 @@ class StoreRevocationList:
         raw = self.store.get(_CUT_OFF_KEY + name)
         return float(raw) if raw is not None else None
 
+    def latest_cut_off(self, names) -> float | None:
+        """The latest live cut-off among ``names``, if any (what a credential concerning all
+        of them must have been issued after)."""
+        return max((cut for cut in map(self.cut_off_at, names) if cut is not None), default=None)
+
 
 class SubscribedRevocationList(StoreRevocationList):
     """Knows the revocations of every process (Redis publish/subscribe), once listening."""
@@ -120,6 +125,14 @@ class SubscribedRevocationList(StoreRevocationList):
         if self._live.is_set():
             return None
         return super().cut_off_at(name)
+
+    def latest_cut_off(self, names) -> float | None:
+        # Checked at every use of every credential: while listening, a process that has heard
+        # of no cut-off at all answers at once (bench/PROFILE.md round 7).
+        self.listen()
+        if not self._cut_offs and self._live.is_set():
+            return None
+        return super().latest_cut_off(names)
 
     def listen(self) -> None:
         """Start this process's listening thread, once per process (the first use starts it, so

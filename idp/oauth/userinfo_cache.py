@@ -22,6 +22,7 @@ cost (bench/PROFILE.md); Keycloak keeps a user cache for the same reason.
 from __future__ import annotations
 
 import json
+import threading
 
 from idp import claim_sources
 from idp.extensions import services
@@ -44,13 +45,43 @@ def key(sub: str) -> str:
 
 class Entry:
     """An account's ``status`` and what each claim source read for it (by source name: what
-    idp.oauth.claims.gathered_claims takes)."""
+    idp.oauth.claims.gathered_claims takes). Read-only once made: it may be shared by the
+    requests that read the same stored copy (``_decoded``)."""
 
-    __slots__ = ("status", "data")
+    __slots__ = ("status", "data", "_by_scope")
 
     def __init__(self, status: str, data: dict) -> None:
         self.status = status
         self.data = data
+        self._by_scope: dict[str, dict] = {}
+
+    def claims(self, scope: str, sign_in: dict | None = None) -> dict:
+        """``gathered_claims(self.data, scope, sign_in)``, the sources' part made once per scope."""
+        from idp.oauth.claims import gathered_claims
+
+        made = self._by_scope.get(scope)
+        if made is None:
+            made = self._by_scope[scope] = gathered_claims(self.data, scope)
+        info = dict(made)
+        if sign_in is not None:
+            info.update((k, sign_in[k]) for k in ("sub", "account_type", "represents") if sign_in.get(k))
+        return info
+
+
+# Stored copies this process has decrypted and parsed, by their ciphertext: the store is still
+# asked at every use (a change replaces the copy by a tombstone, and every copy is encrypted
+# with a fresh nonce, so a ciphertext names one content only); what is saved is decrypting and
+# parsing the same bytes again for every request of a resource server (bench/PROFILE.md round 7).
+_DECODED_MAX = 1024
+_decoded: dict[bytes, Entry] = {}
+_decoded_lock = threading.Lock()
+
+
+def _remember(cached: bytes, entry: Entry) -> None:
+    with _decoded_lock:
+        if len(_decoded) >= _DECODED_MAX:
+            _decoded.pop(next(iter(_decoded)))
+        _decoded[cached] = entry
 
 
 def entry_for_claims(sub: str | None) -> Entry | None:
@@ -62,11 +93,16 @@ def entry_for_claims(sub: str | None) -> Entry | None:
     sources = claim_sources.sources()
     cached = store.get(key(sub))
     if cached is not None and cached != _TOMBSTONE:
+        known = _decoded.get(cached)
+        if known is not None:
+            return known
         try:
             entry = json.loads(keyring.decrypt(cached.decode(), _CONTEXT))
             data = entry["sources"]
             if all(source.name in data for source in sources):
-                return Entry(entry["status"], data)
+                decoded = Entry(entry["status"], data)
+                _remember(cached, decoded)
+                return decoded
         except (KeyringError, ValueError, TypeError, KeyError):
             pass
         cached = None

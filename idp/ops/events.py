@@ -66,7 +66,7 @@ def token_requested(sender, subject=None, outcome="success", details=None, **kwa
     error = details.get("error")
     error = "none" if outcome == "success" else (error if error in TOKEN_ERRORS else "other")
     if (metrics := _metrics()) is not None:
-        metrics.token_requests.labels(grant_type, outcome, error).inc()
+        metrics.count_token_request(grant_type, outcome, error)
     if outcome != "success":
         log.warning("token request refused", extra={
             "event": "token_refused", "grant_type": grant_type, "error": error,

@@ -65,6 +65,7 @@ class Metrics:
                              multiprocess_mode="livesum")
         self.workers.set(1)
         self._request_children: dict[tuple[str, str], Histogram] = {}
+        self._token_children: dict[tuple[str, str, str], Counter] = {}
         if not self.multiprocess_dir:
             r.register(JobQueueCollector(app))
 
@@ -75,6 +76,14 @@ class Metrics:
         if child is None:
             child = self._request_children[key] = self.requests.labels(endpoint, status)
         child.observe(seconds)
+
+    def count_token_request(self, grant_type: str, outcome: str, error: str) -> None:
+        """One token endpoint answer; the labelled child is looked up once per triple."""
+        key = (grant_type, outcome, error)
+        child = self._token_children.get(key)
+        if child is None:
+            child = self._token_children[key] = self.token_requests.labels(grant_type, outcome, error)
+        child.inc()
 
     def exposition(self) -> bytes:
         if not self.multiprocess_dir:

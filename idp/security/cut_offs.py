@@ -44,10 +44,9 @@ def issued_before_cut_off(sub: str | None, client_id: str | None, issued_at: flo
     issue time of a code or refresh token is exact to the microsecond the database keeps, so
     it counts as before the cut-off only when earlier by more than that (a code issued at the
     very instant of the cut-off, after it, read back rounded down, is not taken for an older one)."""
-    revocations = services().revocations
-    for name in (ACCOUNT + sub if sub else None, CLIENT + client_id if client_id else None):
-        if name is not None:
-            cut = revocations.cut_off_at(name)
-            if cut is not None and (issued_at <= cut if whole_seconds else issued_at < cut - _EXACT):
-                return True
-    return False
+    names = [ACCOUNT + sub] if sub else []
+    if client_id:
+        names.append(CLIENT + client_id)
+    # The latest of the two decides: whatever an earlier one cuts off, a later one does too.
+    cut = services().revocations.latest_cut_off(names)
+    return cut is not None and (issued_at <= cut if whole_seconds else issued_at < cut - _EXACT)

@@ -107,15 +107,17 @@ def test_correct_credentials_redirect_to_the_user_centre(app, client):
     assert client.get("/center/profile").status_code == 200
     data = session_data(app, client)
     assert data["login_name"] == "zhang_san"
-    assert data["account_type"] == "natural"
-    assert data["amr"] == ["pwd"]
+    # The sign-in's record holds the account type and methods (no copies beside it).
+    assert data["authentication"]["account_type"] == "natural"
+    assert data["authentication"]["amr"] == ["pwd"]
+    assert "amr" not in data and "account_type" not in data
 
 
 def test_legal_account_signs_in_on_the_legal_tab(app, client):
     make_account("legal", login_name="fz_unit")
     response = login(app, client, "fz_unit", account_type="legal")
     assert response.status_code == 302
-    assert session_data(app, client)["account_type"] == "legal"
+    assert session_data(app, client)["authentication"]["account_type"] == "legal"
 
 
 def test_the_session_id_changes_at_login_and_the_old_one_is_gone(app, client):
