@@ -53,6 +53,10 @@ class Situation:
     required_methods: frozenset[str] = frozenset()
     upstream_required: bool = False
     represent_choices: tuple = ()
+    # Delegation: a choice of whom to act for is remembered for this client (``self`` or one
+    # of ``represent_choices``), and was made for this very request.
+    represents_chosen: bool = False
+    represents_fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,12 @@ def _verification(s: Situation) -> bool:
 
 
 def _select_account(s: Situation) -> bool:
-    return bool(s.represent_choices) and not s.authentication.represents
+    """Whom to act for (delegation): asked when the user may act for units at this client and
+    has not chosen for it in this session, or when the client asks again
+    (``prompt=select_account``, OIDC Core §3.1.2.1) and the choice was not just made."""
+    if not s.represent_choices:
+        return False
+    return not s.represents_chosen or ("select_account" in s.prompts and not s.represents_fresh)
 
 
 def _consent_prompt(s: Situation) -> bool:
