@@ -392,6 +392,7 @@ def delegations_revoke(delegation_id):
         db.session.rollback()
         raise click.ClickException(str(error)) from None
     db.session.commit()
+    service.deliver_inline()
     _emit({"delegation_id": delegation_id, "status": "revoked"})
 
 

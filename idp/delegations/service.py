@@ -318,6 +318,7 @@ def change(delegation: Delegation, terms: Terms, *, actor: str) -> Delegation:
     delegation.expiry_noted_at = None
     db.session.flush()
     _cut_off_after_commit(delegation.id)
+    _log_out_systems([delegation.id], delegation.person)
     _announce(signals.delegation_changed, delegation, actor)
     return delegation
 
@@ -437,6 +438,15 @@ def _log_out_systems(delegation_ids: list[str], person: Account | None) -> None:
             db.session.add(Job(kind="backchannel_logout", run_after=services().clock.now(),
                                payload={"client_id": row.client_id, "sub": subject.sub, "sid": row.sid}))
             db.session.delete(row)
+
+
+def deliver_inline() -> None:
+    """After the caller's commit: in development (``JOBS_INLINE``) the back-channel logouts
+    queued above are delivered now; in production `idp worker` delivers them."""
+    if current_app.config["JOBS_INLINE"]:
+        from idp import jobs
+
+        jobs.run_due()
 
 
 # -- expiry ----------------------------------------------------------------------------------

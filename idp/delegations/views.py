@@ -138,6 +138,7 @@ def edit(delegation_id: str):
     except service.DelegationRefused as error:
         return _refused(error, "delegations/edit.html", form=form, **context)
     db.session.commit()
+    service.deliver_inline()
     flash(_("The authorisation was changed."))
     return redirect(url_for("delegations.index"))
 
@@ -155,6 +156,7 @@ def revoke(delegation_id: str):
         return _unit_page(unit, DelegationForm(), 400, message=str(MESSAGES.get(error.reason, MESSAGES["not_found"])),
                           reason=error.reason)
     db.session.commit()
+    service.deliver_inline()
     flash(_("The authorisation was revoked: the person can no longer act for your unit."))
     return redirect(url_for("delegations.index"))
 
@@ -176,5 +178,6 @@ def respond(delegation_id: str, answer: str):
         return _person_page(person, 400, message=str(MESSAGES.get(error.reason, MESSAGES["not_found"])),
                             reason=error.reason)
     db.session.commit()
+    service.deliver_inline()
     flash(_("You accepted the authorisation.") if answer == "accept" else _("You declined the authorisation."))
     return redirect(url_for("delegations.index"))
