@@ -95,10 +95,10 @@ def parse_day(value, field: str) -> date | None:
 # -- systems ---------------------------------------------------------------------------------
 
 def delegable_clients() -> list[Client]:
-    """The business systems a unit may delegate: enabled, allowed the ``delegation`` scope,
-    serving natural persons."""
+    """The business systems a unit may delegate: enabled and allowed the ``delegation`` scope
+    (a system for units only, too: a person acting for a unit may enter it, idp.login.policy)."""
     rows = db.session.execute(db.select(Client).filter_by(enabled=True).order_by(Client.id)).scalars()
-    return [c for c in rows if SCOPE in (c.scopes or []) and "natural" in (c.allowed_account_types or [])]
+    return [c for c in rows if SCOPE in (c.scopes or [])]
 
 
 def services_of(delegation: Delegation, delegable: list[str] | None = None) -> list[str]:

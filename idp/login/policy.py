@@ -157,6 +157,10 @@ def _second_factor(s: Situation) -> bool:
 
 
 def _account_type(s: Situation) -> bool:
+    """A system for units also serves a person who may act for a unit there (delegation): the
+    person then must choose a unit (``_select_account``), never themselves."""
+    if s.account.account_type == "natural" and s.represent_choices:
+        return False
     return not s.client.allows_account_type(s.account.account_type)
 
 
@@ -175,6 +179,11 @@ def _select_account(s: Situation) -> bool:
     if not s.represent_choices:
         return False
     return not s.represents_chosen or ("select_account" in s.prompts and not s.represents_fresh)
+
+
+def may_act_for_oneself(client) -> bool:
+    """Whether the choice of whom to act for offers "oneself": not at a system for units."""
+    return client.allows_account_type("natural")
 
 
 def _consent_prompt(s: Situation) -> bool:

@@ -26,7 +26,7 @@ from idp.http import no_store
 from idp.i18n import ui_locales
 from idp.login import interaction
 from idp.login.flow import current_authentication
-from idp.login.policy import POLICY, Situation
+from idp.login.policy import POLICY, Situation, may_act_for_oneself
 from idp.login.record import acr_values_supported
 from idp.oauth import claims as claim_sets
 from idp.oauth import keys, sessions, storage
@@ -348,8 +348,9 @@ def _represents(auth_req, account, authentication, client, scopes, chosen):
     offered = {d.id: d for d in delegations.choices_for(account.id, client.client_id)}
     remembered = dict(session.get(REPRESENTS_KEY) or {})
     fresh = session.get(SELECT_FRESH_KEY) == auth_req.fingerprint
+    self_allowed = may_act_for_oneself(client)
     if chosen is not None:
-        if chosen != delegations.SELF and chosen not in offered:
+        if (chosen != delegations.SELF or not self_allowed) and chosen not in offered:
             raise RepresentsNotOffered()
         remembered[client.client_id] = chosen
         session[REPRESENTS_KEY] = remembered
@@ -358,7 +359,7 @@ def _represents(auth_req, account, authentication, client, scopes, chosen):
     if not offered:
         return (), None, fresh
     choice = remembered.get(client.client_id)
-    if choice == delegations.SELF:
+    if choice == delegations.SELF and self_allowed:
         return tuple(offered), delegations.SELF, fresh
     return tuple(offered), offered.get(choice), fresh
 
@@ -422,6 +423,7 @@ def answer(auth_req: AuthorizationRequest, *, decision: str | None = None, fresh
             if missing.prompt.interaction == "select_account":
                 return make_response(render_template(
                     "oauth/select_represents.html", client=client, account=account, action=auth_req.path,
+                    self_allowed=may_act_for_oneself(client),
                     choices=[c for c in delegations.choices_for(account.id, client.client_id)]))
             if missing.prompt.interaction != "consent":
                 raise InteractionRequiredError(redirect_uri=redirect_uri)

@@ -358,3 +358,29 @@ def test_an_authorisation_waits_for_its_unit_and_takes_effect_when_it_is_verifie
     client_id, secret = system
     tokens = sign_in_acting(rp, client_id, secret, waiting.id)
     assert tokens["claims"]["represents"]["uscc"] == "91350100M000100Y43"
+
+
+# -- a system for units: a person enters it only acting for a unit -----------------------------
+
+@pytest.fixture
+def units_system(make_client):
+    return make_client(name="高新技术企业认定", trusted=True, allowed_account_types=["legal"])
+
+
+def test_a_person_acting_for_a_unit_enters_a_system_for_units(rp, units_system, verified_unit, person):
+    client_id, secret = units_system
+    delegation, _ = service.grant(verified_unit, person, service.Terms((client_id,)), source="cli")
+    db.session.commit()
+    response = rp.follow(rp.get(rp.authorize_url(client_id, scope=SCOPE)))
+    page = html(response)
+    assert "以本人身份办理" in page and 'value="self" class="btn" disabled' in page
+    refused = choose(rp, response, "self")  # a forged "self" at a system for units
+    assert refused.status_code == 400 and 'data-reason="represents_not_offered"' in html(refused)
+    tokens = sign_in_acting(rp, client_id, secret, delegation.id)
+    assert tokens["claims"]["represents"]["delegation_id"] == delegation.id
+
+
+def test_a_person_without_an_authorisation_stays_refused_at_a_system_for_units(rp, units_system, person):
+    client_id, _ = units_system
+    response = rp.follow(rp.get(rp.authorize_url(client_id, scope=SCOPE)))
+    assert response.status_code == 403

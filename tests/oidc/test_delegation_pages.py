@@ -166,13 +166,3 @@ def test_the_cli_refuses_an_unverified_unit(app, person, system):
     result = run_cli(app, "delegations", "grant", "--unit", "fz_unit", "--person", "zhang_san", "--json")
     assert result.exit_code != 0 and "unit_not_verified" in result.output
     assert delegations() == []
-
-
-def test_the_staff_console_shows_delegates_and_units(app, verified_unit, person, system):
-    from idp.admin import user_service  # noqa: F401  (the console's page reads the same service)
-    from idp.delegations.service import of_person, of_unit
-
-    delegation, _ = service.grant(verified_unit, person, service.Terms((system[0],)), source="cli")
-    db.session.commit()
-    assert [d.id for d in of_unit(verified_unit)] == [delegation.id]
-    assert [d.id for d in of_person(person)] == [delegation.id]
