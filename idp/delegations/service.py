@@ -202,7 +202,7 @@ def still_holds(represents: dict, client_id: str) -> bool:
     # Read with a shared lock (PostgreSQL): a revocation's update waits for this refresh to
     # commit, and its cut-off, written after its own commit, then covers what this issued.
     delegation = db.session.execute(db.select(Delegation).filter_by(id=delegation_id)
-                                    .with_for_update(read=True)).scalar_one_or_none()
+                                    .with_for_update(read=True, of=Delegation)).scalar_one_or_none()
     if delegation is None or delegation.unit is None or delegation.unit.sub != represents.get("sub"):
         return False
     valid_until = int(delegation.ends_at.timestamp()) if delegation.ends_at is not None else None

@@ -384,3 +384,31 @@ def test_a_person_without_an_authorisation_stays_refused_at_a_system_for_units(r
     client_id, _ = units_system
     response = rp.follow(rp.get(rp.authorize_url(client_id, scope=SCOPE)))
     assert response.status_code == 403
+
+
+def test_a_refresh_waiting_on_a_revocation_in_progress_loses(rp, app, system, granted):
+    """Truly concurrent: the revocation has written its change but not committed; a refresh
+    arrives meanwhile and waits for the authorisation's row (PostgreSQL: its shared lock;
+    SQLite: the writer's lock); once the revocation commits, the refresh is refused."""
+    import threading
+    import time
+
+    client_id, secret = system
+    tokens = sign_in_acting(rp, client_id, secret, granted.id)
+    service.revoke(granted, actor="cli")  # flushed: the row is locked until the commit
+    answer = {}
+
+    def refresh():
+        answer["response"] = app.test_client().post(
+            "/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+            headers=basic_auth(client_id, secret))
+
+    racer = threading.Thread(target=refresh)
+    racer.start()
+    time.sleep(0.5)
+    assert racer.is_alive()  # the refresh waits for the revocation
+    db.session.commit()
+    racer.join(30)
+    assert answer["response"].status_code == 400
+    assert answer["response"].get_json()["error"] == "invalid_grant"
+    assert rp.userinfo(tokens["access_token"]).status_code == 401
