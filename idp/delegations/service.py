@@ -387,6 +387,7 @@ def grant_waiting(person: Account, uscc: str, client_ids: list[str] | None, sour
     delegation = Delegation(unit_id=None, unit_uscc=uscc, person_id=person.id, all_clients=client_ids is None,
                             client_ids=list(client_ids or []), role=DEFAULT_ROLE, starts_at=now, ends_at=None,
                             status=ACCEPTED, source=source, created_at=now, updated_at=now, accepted_at=now)
+    delegation.person = person
     db.session.add(delegation)
     db.session.flush()
     return delegation

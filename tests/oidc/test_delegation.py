@@ -15,18 +15,9 @@ from idp.extensions import db
 from idp.models.delegations import Delegation
 from tests.conftest import audit_events, make_account
 from tests.oidc.conftest import basic_auth, csrf_from, decode_unverified, form_action, html, query_of, location
-from tests.oidc.test_backchannel_logout import Receiver  # the back-channel suite's receiver
+from tests.oidc.test_backchannel_logout import receiver  # noqa: F401  (the back-channel suite's fixture)
 
 SCOPE = "openid profile delegation offline_access"
-
-
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
 
 
 @pytest.fixture
@@ -412,3 +403,14 @@ def test_a_refresh_waiting_on_a_revocation_in_progress_loses(rp, app, system, gr
     assert answer["response"].status_code == 400
     assert answer["response"].get_json()["error"] == "invalid_grant"
     assert rp.userinfo(tokens["access_token"]).status_code == 401
+
+
+def test_a_choice_without_its_csrf_token_is_refused(rp, system, granted):
+    client_id, _ = system
+    response = rp.follow(rp.get(rp.authorize_url(client_id, scope=SCOPE)))
+    action = form_action(html(response), 'name="represents"')
+    refused = rp.browser.post(action, data={"represents": granted.id})
+    assert refused.status_code == 400 and 'data-reason="csrf_failed"' in html(refused)
+    from idp.models.oauth import AuthorizationCode
+
+    assert db.session.execute(db.select(AuthorizationCode)).first() is None

@@ -166,3 +166,19 @@ def test_the_cli_refuses_an_unverified_unit(app, person, system):
     result = run_cli(app, "delegations", "grant", "--unit", "fz_unit", "--person", "zhang_san", "--json")
     assert result.exit_code != 0 and "unit_not_verified" in result.output
     assert delegations() == []
+
+
+def test_granting_and_revoking_in_a_loop_cannot_flood_the_persons_phone(verified_unit, person, system):
+    for _ in range(8):
+        delegation, _ = service.grant(verified_unit, person, service.Terms((system[0],)))
+        service.revoke(delegation, unit=verified_unit)
+        db.session.commit()
+    assert len(sms_sent("delegation_granted")) + len(sms_sent("delegation_revoked")) == service.NOTICES_PER_PHONE.maximum
+
+
+def test_the_pages_refuse_a_post_without_its_csrf_token(rp, verified_unit, person, system):
+    sign_in_as(rp, "fz_unit", "legal")
+    response = rp.browser.post("/account/delegations", data={"login_name": "zhang_san", "name": "张三",
+                                                             "client_ids": [system[0]]})
+    assert response.status_code == 400
+    assert delegations() == []
