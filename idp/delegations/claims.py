@@ -6,7 +6,8 @@ from __future__ import annotations
 from authlib.oauth2.rfc6749 import scope_to_list
 
 from idp import claim_sources
-from idp.extensions import services
+from idp.extensions import db, services
+from idp.models.accounts import LEGAL, Account
 from idp.models.delegations import Delegation
 
 NAME = "delegations"
@@ -35,10 +36,21 @@ def _person_sub(row: Delegation):
     return (person.sub if person is not None else None,)
 
 
+def _delegates_of_unit(unit: Account):
+    """A unit's name, USCC, status or verification feed its delegates' claims (read at flush)."""
+    if unit.account_type != LEGAL or unit.id is None:
+        return ()
+    with db.session.no_autoflush:
+        return tuple(db.session.execute(
+            db.select(Account.sub).join(Delegation, Delegation.person_id == Account.id)
+            .where(Delegation.unit_id == unit.id)).scalars())
+
+
 SOURCE = claim_sources.ClaimSource(
     name=NAME, account_columns=("id", "account_type"), load=_load, claims=_claims,
     reads=(claim_sources.Reads(Delegation, ("status", "client_ids", "all_clients", "starts_at", "ends_at",
-                                            "unit_id", "accepted_at"), _person_sub),))
+                                            "unit_id", "accepted_at"), _person_sub),
+           claim_sources.Reads(Account, ("org_name", "uscc", "status", "verification_status"), _delegates_of_unit)))
 
 
 def declare() -> None:
