@@ -313,7 +313,12 @@ def worker(once, interval):
     from idp import jobs
     from idp.oauth import backchannel  # noqa: F401  (registers its job handler)
 
+    from idp.delegations import service as delegations_service
+    from idp.extensions import db
+
     while True:
+        if delegations_service.note_expiries():  # audit and back-channel logout of expiries
+            db.session.commit()
         ran = jobs.run_due()
         if ran:
             _log(f"ran {ran} job(s)")
@@ -321,6 +326,94 @@ def worker(once, interval):
             _emit({"ran": ran})
             return
         time.sleep(interval)
+
+
+# --- delegation (INTERFACES.md "idp delegations") ------------------------------------------
+
+@main.group()
+def delegations():
+    """Units' authorisations of persons to act for them (代办)."""
+
+
+def _account_named(login_name: str):
+    from idp.accounts.names import login_name_key, normalise_login_name
+    from idp.accounts.service import find_account
+
+    account = find_account(login_name_key(normalise_login_name(login_name)))
+    if account is None:
+        raise click.ClickException(f"no account {login_name}")
+    return account
+
+
+def _delegation_json(d) -> dict:
+    from idp.delegations import service
+
+    last = service.last_day(d)
+    return {"delegation_id": d.id, "unit": d.unit.login_name if d.unit else None, "uscc": d.unit_uscc,
+            "person": d.person.login_name, "clients": None if d.all_clients else list(d.client_ids),
+            "role": d.role, "from": service.first_day(d).isoformat(), "until": last.isoformat() if last else None,
+            "status": d.status, "state": service.state(d), "source": d.source}
+
+
+@delegations.command("grant")
+@click.option("--unit", "unit_login", required=True, help="login name of the unit (legal account)")
+@click.option("--person", "person_login", required=True, help="login name of the natural person")
+@click.option("--client", "client_ids", multiple=True, help="a client id (repeat); none: every system that allows the delegation scope")
+@click.option("--until", "until", help="last day of validity, YYYY-MM-DD; none: no end")
+@click.option("--json", "as_json", is_flag=True, help="print {delegation_id} as JSON")
+@with_appcontext
+def delegations_grant(unit_login, person_login, client_ids, until, as_json):
+    """Record an authorisation (already accepted: an operator records a signed paper one)."""
+    from idp.delegations import service
+    from idp.extensions import db
+
+    unit, person = _account_named(unit_login), _account_named(person_login)
+    try:
+        terms = service.Terms(tuple(client_ids) or None, None, service.parse_day(until, "until"))
+        delegation, _ = service.grant(unit, person, terms, source=service.SOURCE_CLI, actor="cli")
+    except Refused as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    _emit({"delegation_id": delegation.id}) if as_json else _log(f"granted {delegation.id}")
+
+
+@delegations.command("revoke")
+@click.argument("delegation_id")
+@with_appcontext
+def delegations_revoke(delegation_id):
+    """End an authorisation: every token issued while acting under it stops working at once."""
+    from idp.delegations import service
+    from idp.extensions import db
+
+    try:
+        service.revoke(service.find(delegation_id), actor="cli")
+    except Refused as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    service.deliver_inline()
+    _emit({"delegation_id": delegation_id, "status": "revoked"})
+
+
+@delegations.command("list")
+@click.option("--unit", "unit_login")
+@click.option("--person", "person_login")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def delegations_list(unit_login, person_login, as_json):
+    """The authorisations of a unit or of a person (one JSON list)."""
+    from idp.delegations import service
+    from idp.extensions import db
+    from idp.models.delegations import Delegation
+
+    if unit_login:
+        rows = service.of_unit(_account_named(unit_login))
+    elif person_login:
+        rows = service.of_person(_account_named(person_login))
+    else:
+        rows = list(db.session.execute(db.select(Delegation).order_by(Delegation.created_at)).scalars())
+    _emit([_delegation_json(d) for d in rows])
 
 
 # --- staff -------------------------------------------------------------------------------

@@ -127,6 +127,10 @@ SETTINGS: tuple[Setting, ...] = (
             "loopback, for the demo systems; default on in development, refused in production", _bool),
     Setting("OUTBOUND_MAX_BYTES", 64 * 1024, "largest answer read from an outside service or relying party; "
             "reading stops there and the call fails", int),
+    Setting("DELEGATION_VERIFIED_UNITS_ONLY", True, "only real-name verified units may authorise people to act for "
+            "them (用户授权管理), and an authorisation stops working while its unit is not verified", _bool),
+    Setting("DELEGATION_REQUIRE_ACCEPTANCE", True, "a person must accept a unit's new authorisation before it is "
+            "offered at sign-in (authorisations recorded by the CLI or the legacy import are accepted already)", _bool),
     Setting("STAFF_ENROLMENT_TTL", 86400, "seconds a staff enrolment link stays valid", int),
     Setting("STAFF_SESSION_IDLE", 1800, "seconds of inactivity after which staff must sign in again", int),
     Setting("MAX_FORM_BYTES", 2 * 1024 * 1024, "largest request body accepted", int),

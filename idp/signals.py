@@ -51,6 +51,14 @@ outbound_refused = _events.signal("outbound_refused")  # a call to a URL or addr
 # error when refused). Not a security event of the audit log (one row per token request would
 # double the endpoint's writes): operations count it and log the refused ones (idp.ops.events).
 token_requested = _events.signal("token_requested")
+# Delegation (用户授权管理): a unit authorised a person, changed or revoked it; the person
+# accepted or declined it; its validity ran out (details: delegation_id, person, clients …).
+delegation_granted = _events.signal("delegation_granted")
+delegation_changed = _events.signal("delegation_changed")
+delegation_accepted = _events.signal("delegation_accepted")
+delegation_declined = _events.signal("delegation_declined")
+delegation_revoked = _events.signal("delegation_revoked")
+delegation_expired = _events.signal("delegation_expired")
 
 SECURITY_EVENTS = (
     account_registered, login_succeeded, login_failed, account_locked, logged_out,
@@ -60,4 +68,6 @@ SECURITY_EVENTS = (
     staff_login_succeeded, staff_login_failed, staff_enrolled,
     staff_action, case_decided, verification_checked, verification_submitted, verification_voided,
     identity_conflict, personal_data_viewed, outbound_refused,
+    delegation_granted, delegation_changed, delegation_accepted, delegation_declined,
+    delegation_revoked, delegation_expired,
 )

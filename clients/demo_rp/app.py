@@ -20,7 +20,8 @@ SYSTEMS = {
     "gaoqi": {"name": "高新技术企业认定", "port": 5001},
     "kexiaoqi": {"name": "科技型中小企业评价", "port": 5002},
 }
-SCOPE = "openid profile org"
+# ``delegation``: a person acting for a unit (代办) signs in with ``represents`` naming the unit.
+SCOPE = "openid profile org delegation"
 ACCOUNT_TYPES = {"legal": "法人", "natural": "自然人"}
 
 

@@ -19,6 +19,8 @@ from wtforms.validators import InputRequired, NumberRange
 from idp.accounts.profile import profile_rows
 from idp.admin import user_service
 from idp.admin.access import current_staff, staff_required
+from idp.delegations import service as delegations
+from idp.delegations.views import STATES as DELEGATION_STATES
 from idp.forms import BaseForm
 from idp.models.accounts import ACTIVE, DISABLED, PENDING_REVIEW
 from idp.security.pii import mask_phone
@@ -134,6 +136,8 @@ def _detail_page(account, reason: str | None = None, status: int = 200, lock_for
         status_labels=STATUS_LABELS, type_labels=TYPE_LABELS, reason=reason,
         message=_message(reason) if reason else None,
         lock_form=lock_form or LockForm(formdata=None),
+        delegations=delegations.of_unit(account) if account.is_legal else delegations.of_person(account),
+        delegation_state=delegations.state, delegation_states=DELEGATION_STATES, last_day=delegations.last_day,
     ), status
 
 

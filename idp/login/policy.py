@@ -53,6 +53,10 @@ class Situation:
     required_methods: frozenset[str] = frozenset()
     upstream_required: bool = False
     represent_choices: tuple = ()
+    # Delegation: a choice of whom to act for is remembered for this client (``self`` or one
+    # of ``represent_choices``), and was made for this very request.
+    represents_chosen: bool = False
+    represents_fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,10 @@ def _second_factor(s: Situation) -> bool:
 
 
 def _account_type(s: Situation) -> bool:
+    """A system for units also serves a person who may act for a unit there (delegation): the
+    person then must choose a unit (``_select_account``), never themselves."""
+    if s.account.account_type == "natural" and s.represent_choices:
+        return False
     return not s.client.allows_account_type(s.account.account_type)
 
 
@@ -165,7 +173,17 @@ def _verification(s: Situation) -> bool:
 
 
 def _select_account(s: Situation) -> bool:
-    return bool(s.represent_choices) and not s.authentication.represents
+    """Whom to act for (delegation): asked when the user may act for units at this client and
+    has not chosen for it in this session, or when the client asks again
+    (``prompt=select_account``, OIDC Core §3.1.2.1) and the choice was not just made."""
+    if not s.represent_choices:
+        return False
+    return not s.represents_chosen or ("select_account" in s.prompts and not s.represents_fresh)
+
+
+def may_act_for_oneself(client) -> bool:
+    """Whether the choice of whom to act for offers "oneself": not at a system for units."""
+    return client.allows_account_type("natural")
 
 
 def _consent_prompt(s: Situation) -> bool:

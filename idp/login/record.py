@@ -4,8 +4,8 @@ It is built once, when the interaction finishes (``idp.login.flow.finish``), and
 whole: into the browser session and the SSO session, into every authorization code issued in
 that session, and from the code into the refresh-token family. It is the only source of the
 sign-in's claims in ID tokens, access tokens, introspection and userinfo (``sub``,
-``account_type``, ``sid``, ``auth_time``, ``acr``, ``amr``; ``acting_for`` from ``represents``
-once delegation lands), so a new fact about a sign-in is added here and nowhere else.
+``account_type``, ``sid``, ``auth_time``, ``acr``, ``amr``, ``represents``), so a new fact about
+a sign-in is added here and nowhere else.
 
 ``amr`` lists the methods actually used (RFC 8176 names: ``pwd``, ``sms``, ``otp``; ``fed`` for
 a sign-in through an upstream provider); ``acr`` is derived from them by ``acr_for`` (OIDC
@@ -54,7 +54,8 @@ def acr_values_supported() -> list[str]:
 @dataclass(frozen=True)
 class Authentication:
     """One finished sign-in. ``represents``: the unit the user chose to act for (INTERFACES.md
-    "represents"); empty until delegation fills it, and then carried like every other field."""
+    "represents"), set in the record of each code issued while acting for a unit
+    (idp.oauth.views, docs/delegation.md), and then carried like every other field."""
 
     sub: str
     account_type: str

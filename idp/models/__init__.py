@@ -13,3 +13,4 @@ from idp.models.oauth import (  # noqa: F401
     SigningKey,
     SsoSession,
 )
+from idp.models.delegations import DelegatedSignIn, Delegation  # noqa: F401

@@ -17,7 +17,7 @@ SCOPES_SUPPORTED = ["openid", "profile", "email", "phone", "address", "offline_a
 CLAIMS_SUPPORTED = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
                     "account_type", "name", "preferred_username", "gender", "birthdate",
                     "email", "phone_number", "phone_number_verified", "address",
-                    "verification_status", "verified_claims", "org", "delegations", "acting_for"]
+                    "verification_status", "verified_claims", "org", "delegations", "represents"]
 
 GENDERS = {"male": "male", "female": "female"}
 
@@ -160,7 +160,8 @@ def user_claims(account: Account, scope: str, sign_in: dict | None = None) -> Us
         _put(org, "uscc", account.uscc)
         _put(org, "kind", account.org_kind)
         _put(info, "org", org)
-    # "delegation": filled by the delegation issue (delegations, acting_for).
+    # "delegation": the delegations claim is its own source (idp.delegations.claims); represents
+    # comes from the sign-in's record.
     return UserInfo(info)
 
 

@@ -77,6 +77,9 @@ def verify_access_token(token: str) -> dict | None:
         return None
     if storage.issued_before_cut_off(str(claims.get("sub")), str(claims.get("client_id")), claims.get("iat") or 0):
         return None
+    represents = claims.get("represents")
+    if represents is not None and storage.represents_ended(represents, claims.get("iat") or 0):
+        return None  # issued while acting for a unit: its authorisation ended since (idp.delegations)
     return claims
 
 
@@ -282,7 +285,7 @@ def _token_record(token: str, hint: str | None):
         if row is None or storage.query_client(row.client_id) is None:
             return None
         account = storage.account_by_id(row.account_id)
-        if account is None or account.status != ACTIVE:
+        if account is None or account.status != ACTIVE or not storage.delegation_holds(row):
             return None
         return row
     return None

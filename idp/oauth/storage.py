@@ -33,6 +33,7 @@ from idp.models.clients import Client
 from idp.models.oauth import AuthorizationCode, Consent, RefreshToken
 from idp.security import cut_offs
 from idp.security.cut_offs import cut_off_account, cut_off_client, issued_before_cut_off  # noqa: F401
+from idp.security.cut_offs import represents_ended
 
 # Hot-path writes go to the tables (SQL Core): the ORM's unit of work for one row cost more
 # than the statement (bench/PROFILE.md). The ORM objects read before are not refreshed.
@@ -119,7 +120,26 @@ def _live(row, issued_at: float) -> bool:
     reads as None) and neither the account nor the client was cut off after it was issued."""
     subject = row.subject
     return (subject.status == ACTIVE
-            and not issued_before_cut_off(subject.sub, row.client_id, issued_at, whole_seconds=False))
+            and not issued_before_cut_off(subject.sub, row.client_id, issued_at, whole_seconds=False)
+            and delegation_holds(row, issued_at))
+
+
+def delegation_holds(row, issued_at: float | None = None) -> bool:
+    """A code or refresh token issued while acting for a unit (``represents`` in its sign-in's
+    record) may be used only while that authorisation holds: not cut off since ``issued_at``
+    (revoked, declined, changed; its unit unverified or disabled), still active, for this
+    client, with the validity the tokens state (idp.delegations.service.still_holds: one
+    query, only for such tokens). A revocation racing a refresh: whichever commits first, the
+    refresh loses, since the revocation's cut-off is written after its commit and covers
+    whatever the refresh issued before it."""
+    represents = (row.authentication or {}).get("represents")
+    if not represents:
+        return True
+    from idp.delegations.service import still_holds
+
+    if issued_at is not None and represents_ended(represents, issued_at, whole_seconds=False):
+        return False
+    return still_holds(represents, row.client_id)
 
 
 def _timestamp(moment) -> float:

@@ -3,6 +3,7 @@ logout, and the consent page (token, userinfo and introspection: idp.oauth.bare)
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -19,12 +20,13 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.datastructures import MultiDict
 
 from idp import signals
+from idp.delegations import service as delegations
 from idp.extensions import csrf, db, services
 from idp.http import no_store
 from idp.i18n import ui_locales
 from idp.login import interaction
 from idp.login.flow import current_authentication
-from idp.login.policy import POLICY, Situation
+from idp.login.policy import POLICY, Situation, may_act_for_oneself
 from idp.login.record import acr_values_supported
 from idp.oauth import claims as claim_sets
 from idp.oauth import keys, sessions, storage
@@ -83,7 +85,7 @@ def _metadata() -> dict:
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "acr_values_supported": acr_values_supported(),
         "ui_locales_supported": ["zh-CN", "en"],
         "claims_parameter_supported": False,
@@ -154,7 +156,8 @@ class AuthorizationRequest(OAuth2RequestBase):
     @classmethod
     def of(cls, req) -> AuthorizationRequest:
         """The browser's request; a POST from the consent page is the request of its query."""
-        source = req.args if req.method == "POST" and "consent" in req.form else req.values
+        own_page = "consent" in req.form or "represents" in req.form
+        source = req.args if req.method == "POST" and own_page else req.values
         return cls(source.items(multi=True), f"{req.scheme}://{req.host}{req.root_path}{req.path}",
                    req.full_path, req.headers)
 
@@ -291,16 +294,19 @@ PROMPT_NONE_DESCRIPTIONS = {"verification_required": "The system requires a real
 def authorize():
     """OIDC Core §3.1.2.1: GET and POST. A POST that carries the consent decision comes from
     our own consent page and must carry its CSRF token."""
-    decision = None
+    decision = chosen = None
     if request.method == "POST":
         if "consent" in request.form:
             csrf.protect()
             decision = request.form.get("consent")
+        elif "represents" in request.form:  # our own page: whom the user acts for
+            csrf.protect()
+            chosen = request.form.get("represents") or ""
         elif not request.args:
             # A POSTed request continues as the equivalent GET, so that the login page and the
             # consent page can come back to it by URL.
             return redirect(url_for("oauth.authorize") + "?" + urlencode(list(request.form.items(multi=True))), 303)
-    return answer(AuthorizationRequest.of(request), decision=decision)
+    return answer(AuthorizationRequest.of(request), decision=decision, chosen=chosen)
 
 
 def resume(stored: dict):
@@ -318,10 +324,49 @@ def resume(stored: dict):
     return redirect(auth_req.path)
 
 
-def answer(auth_req: AuthorizationRequest, *, decision: str | None = None, fresh: bool = False):
+REPRESENTS_KEY = "represents_for"  # the browser session's choice of whom to act for, per client
+SELECT_FRESH_KEY = "represents_chosen_for"
+
+
+class RepresentsNotOffered(Exception):
+    """A ``represents`` choice that is not one of those offered: forged, or replayed after the
+    authorisation ended."""
+
+
+def _represents(auth_req, account, authentication, client, scopes, chosen):
+    """The choice of whom the user acts for at this client (INTERFACES.md ``represents``):
+    (the ids offered, what is chosen: ``self``, an authorisation or None, whether it was chosen
+    for this very request). Only a natural person asking for scope ``delegation`` with active
+    authorisations for this client is offered any (one query); the choice is remembered per
+    client for the browser session, and void once its authorisation no longer is offered."""
+    if (account is None or authentication is None or "delegation" not in scopes
+            or account.account_type != "natural"):
+        return (), None, False
+    offered = {d.id: d for d in delegations.choices_for(account.id, client.client_id)}
+    remembered = dict(session.get(REPRESENTS_KEY) or {})
+    fresh = session.get(SELECT_FRESH_KEY) == auth_req.fingerprint
+    self_allowed = may_act_for_oneself(client)
+    if chosen is not None:
+        if (chosen != delegations.SELF or not self_allowed) and chosen not in offered:
+            raise RepresentsNotOffered()
+        remembered[client.client_id] = chosen
+        session[REPRESENTS_KEY] = remembered
+        session[SELECT_FRESH_KEY] = auth_req.fingerprint
+        fresh = True
+    if not offered:
+        return (), None, fresh
+    choice = remembered.get(client.client_id)
+    if choice == delegations.SELF and self_allowed:
+        return tuple(offered), delegations.SELF, fresh
+    return tuple(offered), offered.get(choice), fresh
+
+
+def answer(auth_req: AuthorizationRequest, *, decision: str | None = None, fresh: bool = False,
+           chosen: str | None = None):
     """The validated authorization request answered: the code or an error for the client, or
     the interaction the policy (idp.login.policy) finds missing. ``decision``: the consent
-    page's; ``fresh``: a sign-in just finished for this very request."""
+    page's; ``chosen``: the choice page's (whom the user acts for); ``fresh``: a sign-in just
+    finished for this very request."""
     repeated = _repeated_parameter(auth_req)
     account, authentication = _signed_in()
     try:
@@ -346,11 +391,19 @@ def answer(auth_req: AuthorizationRequest, *, decision: str | None = None, fresh
             raise
         client = grant.client
         scopes = scope_to_list(grant.request.scope) or []
+        try:
+            offered, represents, chose_now = _represents(auth_req, account, authentication, client, scopes, chosen)
+        except RepresentsNotOffered:
+            signals.request_refused.send(current_app._get_current_object(), subject=account.login_name,
+                                         outcome="refused", details={"reason": "represents_not_offered",
+                                                                     "client_id": client.client_id})
+            return make_response(render_template("oauth/represents_refused.html", client=client), 400)
         situation = Situation(
             account=account, authentication=authentication, client=client, now=services().clock.time(),
             prompts=prompts, max_age=max_age, hint_sub=hint_sub, scopes=tuple(scopes),
             fresh=fresh or session.get("fresh_login_for") == auth_req.fingerprint,
-            consent_covers=lambda: storage.consent_covers(account.id, client.client_id, scopes))
+            consent_covers=lambda: storage.consent_covers(account.id, client.client_id, scopes),
+            represent_choices=offered, represents_chosen=represents is not None, represents_fresh=chose_now)
         missing = POLICY.missing(situation)
         if missing is not None:
             if "none" in prompts:  # OIDC Core §3.1.2.1: no page; the client hears what is missing
@@ -364,7 +417,12 @@ def answer(auth_req: AuthorizationRequest, *, decision: str | None = None, fresh
             if missing.reason == "verification_required":
                 return make_response(render_template("oauth/verification_required.html", client=client,
                                                      account=account), 403)
-            if missing.prompt.interaction != "consent":  # select_account: its feature brings the page
+            if missing.prompt.interaction == "select_account":
+                return make_response(render_template(
+                    "oauth/select_represents.html", client=client, account=account, action=auth_req.path,
+                    self_allowed=may_act_for_oneself(client),
+                    choices=[c for c in delegations.choices_for(account.id, client.client_id)]))
+            if missing.prompt.interaction != "consent":
                 raise InteractionRequiredError(redirect_uri=redirect_uri)
             if decision is None:
                 return make_response(render_template(
@@ -381,6 +439,11 @@ def answer(auth_req: AuthorizationRequest, *, decision: str | None = None, fresh
     except OAuth2Error as error:
         return _error(auth_req, error)
     session.pop("fresh_login_for", None)
+    session.pop(SELECT_FRESH_KEY, None)
+    acting_for = represents if represents not in (None, delegations.SELF) else None
+    if acting_for is not None:  # the sign-in's record names the unit for this client's tokens
+        authentication = dataclasses.replace(authentication, represents=delegations.represents_claim(acting_for))
+        delegations.record_sign_in(acting_for.id, authentication.sid, grant.client.client_id, account.id)
     response = _server().create_authorization_response(
         request=grant.request, grant=grant, grant_user=storage.Grantee(account.id, authentication))
     sessions.join(authentication.sid, grant.client.client_id)

@@ -50,3 +50,35 @@ def issued_before_cut_off(sub: str | None, client_id: str | None, issued_at: flo
     # The latest of the two decides: whatever an earlier one cuts off, a later one does too.
     cut = services().revocations.latest_cut_off(names)
     return cut is not None and (issued_at <= cut if whole_seconds else issued_at < cut - _EXACT)
+
+
+# -- delegation: tokens issued while acting for a unit (``represents``) -----------------------
+
+DELEGATION = "delegation:"
+REPRESENTED = "represented:"
+
+
+def cut_off_delegation(delegation_id: str) -> None:
+    """An authorisation revoked, declined or changed: every credential issued while acting
+    under it so far dies."""
+    _cut_off(DELEGATION + delegation_id)
+
+
+def cut_off_represented(unit_sub: str) -> None:
+    """A unit no longer verified: every credential issued while acting for it so far dies (a
+    unit disabled or deleted is cut off as an account: ``cut_off_account``)."""
+    _cut_off(REPRESENTED + unit_sub)
+
+
+def represents_ended(represents: dict, issued_at: float, whole_seconds: bool = True) -> bool:
+    """Whether a credential issued at ``issued_at`` while acting for ``represents`` (its
+    ``represents`` claim) is dead: the authorisation's validity is over, or the authorisation or
+    its unit was cut off since (revoked, declined, changed; unit unverified, disabled, deleted).
+    Asked at every use: dictionary look-ups once the revocation list is listening, no query."""
+    valid_until = represents.get("valid_until")
+    if valid_until is not None and services().clock.time() >= valid_until:
+        return True
+    unit_sub = str(represents.get("sub"))
+    cut = services().revocations.latest_cut_off(
+        [DELEGATION + str(represents.get("delegation_id")), REPRESENTED + unit_sub, ACCOUNT + unit_sub])
+    return cut is not None and (issued_at <= cut if whole_seconds else issued_at < cut - _EXACT)

@@ -29,6 +29,9 @@ TEMPLATES = {
     "verification_approved": "【科技部政务服务平台】您的实名认证已通过人工审核（已审核认证）。",
     "verification_rejected": "【科技部政务服务平台】您的实名认证未通过人工审核，原因：{reason}。"
                              "请登录后在“我的信息”中查看并重新上传。",
+    "delegation_granted": "【科技部政务服务平台】{unit}已授权您代表其办理业务，有效期至{until}。"
+                          "请登录后在“我的信息”→“法人(单位)授权办理情况”中查看。",
+    "delegation_revoked": "【科技部政务服务平台】{unit}对您的授权已撤销，您不能再代表其办理业务。",
 }
 
 

@@ -69,6 +69,8 @@ def test_the_prompts_are_in_the_order_of_a_sign_in():
     ({"client": Client(require_verified=True), "account": Account(verification_status="pending")},
      ("verification", "verification_required")),
     ({"represent_choices": ("unit-1", "unit-2")}, ("select_account", "select_account")),
+    ({"represent_choices": ("dlg-1",), "represents_chosen": True, "prompts": frozenset({"select_account"})},
+     ("select_account", "select_account")),                   # prompt=select_account: asked again
     ({"prompts": frozenset({"consent"})}, ("consent", "consent_prompt")),
     ({"consent_covers": lambda: False}, ("consent", "scopes_missing")),
 ])
@@ -87,6 +89,11 @@ def test_each_check_reports_its_reason_code(changes, expected):
     {"client": Client(require_verified=True), "account": Account(verification_status="verified_manual")},
     {"prompts": frozenset({"consent"}), "client": Client(trusted=True)},  # first-party: never asked
     {"consent_covers": lambda: False, "client": Client(trusted=True)},
+    {"represent_choices": ("dlg-1",), "represents_chosen": True},  # chosen for this client already
+    {"represent_choices": ("dlg-1",), "represents_chosen": True, "represents_fresh": True,
+     "prompts": frozenset({"select_account"})},                    # just chosen for this request
+    {"represent_choices": ("dlg-1",), "represents_chosen": True,
+     "client": Client(types=("legal",))},                          # a person acting for a unit at a system for units
 ])
 def test_a_met_check_reports_nothing(changes):
     assert _missing(_signed_in(**changes)) is None
