@@ -23,6 +23,7 @@ VOIDED = "voided"
 REGISTRATION = "registration"
 VERIFICATION = "verification"
 IDENTITY_CONFLICT = "identity_conflict"
+PASSWORD_APPEAL = "password_appeal"  # 申诉找回密码 (idp.recovery)
 
 
 class ReviewCase(db.Model):
