@@ -350,6 +350,8 @@ def confirm_email():
     form = EmailCodeForm()
     message = notice = reason = None
     status = 200
+    if request.method == "POST" and account.email_verified:
+        return redirect(url_for("recovery.confirm_email"))  # nothing left to do here
     if request.method == "POST" and form.validate():
         try:
             if "send_code" in request.form:
