@@ -212,3 +212,11 @@ def test_documents_are_deleted_the_configured_time_after_the_decision(app, clien
         with pytest.raises(KeyError):
             storage.get(key)
     assert the_case().data["documents"] == [] and the_case().data["documents_deleted_at"]
+
+
+def test_unit_name_look_ups_are_throttled_per_address(app, client):
+    app.config["RECOVERY_LOOKUPS_PER_ADDRESS"] = 2
+    assert find_unit(app, client).status_code == 302
+    assert find_unit(app, client).status_code == 302
+    refused = find_unit(app, client)
+    assert refused.status_code == 429 and reason_of(refused) == "lookup_throttled"

@@ -278,3 +278,27 @@ def test_a_confirmation_code_over_smtp_and_its_failure(app, client, smtp):
     assert client.post("/center/email", data={"csrf_token": token, "email_code": code}).status_code == 302
     db.session.expire_all()
     assert db.session.get(Account, account.id).email_verified
+
+
+PRODUCTION = {"ENV": "production", "ISSUER": "https://login.example.cn",
+              "DATABASE_URL": "postgresql+psycopg://x@127.0.0.1/x", "SMS_GATEWAY": "http",
+              "SMS_HTTP_URL": "https://sms.example.cn/send", "SMS_HTTP_SECRET": "s", "VERIFIER": "http",
+              "VERIFIER_URL": "https://verify.example.cn/check", "SECRET_KEY": "k" * 40}
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"MAIL_SENDER": "outbox"}, "IDP_MAIL_SENDER=outbox is refused"),
+    ({"MAIL_SENDER": "smtp"}, "needs IDP_MAIL_SMTP_HOST"),
+])
+def test_production_refuses_the_mail_outbox_and_an_incomplete_smtp(overrides, message, tmp_path):
+    from idp.settings import ConfigurationError, load_settings
+
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings({**PRODUCTION, "INSTANCE_DIR": str(tmp_path), **overrides})
+
+
+def test_the_default_mail_sender_is_the_outbox_in_development_and_none_in_production(tmp_path):
+    from idp.settings import load_settings
+
+    assert load_settings({"ENV": "development", "INSTANCE_DIR": str(tmp_path)})["MAIL_SENDER"] == "outbox"
+    assert load_settings({**PRODUCTION, "INSTANCE_DIR": str(tmp_path)})["MAIL_SENDER"] == "off"
