@@ -29,7 +29,7 @@ TEMPLATES = {
     "verification_approved": "【科技部政务服务平台】您的实名认证已通过人工审核（已审核认证）。",
     "verification_rejected": "【科技部政务服务平台】您的实名认证未通过人工审核，原因：{reason}。"
                              "请登录后在“我的信息”中查看并重新上传。",
-    "password_recovered": "【科技部政务服务平台】登录名{login_name}的密码已于{time}重置，所有已登录的会话均已退出。"
+    "password_recovered": "【科技部政务服务平台】登录名{login_name}的密码已于{time}重置，所有已登录的会话均已退出。"  # nosec B105  # a message text
                           "如非本人操作，请立即联系技术支持：010-88659000。",
     "appeal_approved": "【科技部政务服务平台】您的申诉找回密码已通过审核。登录名：{login_name}，临时密码：{password}。"
                        "请尽快登录，登录时须设置新密码。",
