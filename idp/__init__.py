@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from idp import accounts, admin, audit, cases, delegations, dev, login, oauth, ops, portal, signals, verification
+from idp import accounts, admin, audit, cases, delegations, dev, login, oauth, ops, portal, recovery, signals, verification
 from idp.clock import SystemClock
 from idp.extensions import Services, babel, csrf, db, migrate
 from idp.http import IdpRequest, add_security_headers, refused_as_too_large
@@ -22,6 +22,7 @@ from idp.oauth.revocations import create_revocation_list
 from idp.security.passwords import PasswordHashing
 from idp.security.pii import Keyring
 from idp.services.captcha import create_captcha
+from idp.services.mail import create_mail_sender
 from idp.services.sms import create_sms_sender
 from idp.services.storage import create_document_storage
 from idp.services.verifier import create_verifier
@@ -67,6 +68,7 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
             cfg["ARGON2_TIME_COST"], cfg["ARGON2_MEMORY_KIB"], cfg["ARGON2_PARALLELISM"]
         ),
         sms=create_sms_sender(cfg, clock),
+        mail=create_mail_sender(cfg, clock),
         captcha=create_captcha(cfg, store),
         verifier=create_verifier(cfg, clock),
         documents=create_document_storage(cfg, keyring),
@@ -90,6 +92,7 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
     admin.init_app(app)
     cases.init_app(app)
     verification.init_app(app)
+    recovery.init_app(app)
     if cfg["ENV"] == "development":
         dev.init_app(app)
 

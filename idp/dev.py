@@ -1,4 +1,5 @@
-"""Development-only pages (registered only when IDP_ENV=development): the SMS outbox."""
+"""Development-only pages (registered only when IDP_ENV=development): the SMS outbox, and beside
+it the mail outbox (IDP_MAIL_SENDER=outbox)."""
 
 from flask import Blueprint, render_template
 
@@ -11,8 +12,11 @@ def init_app(app) -> None:
     app.register_blueprint(bp)
 
 
+def _messages(sender) -> list[dict]:
+    return sender.messages() if hasattr(sender, "messages") else []
+
+
 @bp.get("/sms-outbox")
 def sms_outbox():
-    sender = services().sms
-    messages = sender.messages() if hasattr(sender, "messages") else []
-    return render_template("dev/sms_outbox.html", messages=messages)
+    return render_template("dev/sms_outbox.html", messages=_messages(services().sms),
+                           mails=_messages(services().mail))

@@ -47,10 +47,10 @@ class ReplacingFormDataParser(FormDataParser):
 class IdpRequest(Request):
     form_data_parser_class = ReplacingFormDataParser
 
-    # Document uploads (two photos of at most 1 MB each) are the one larger body; every other
+    # Document uploads (verification and password appeals: two photos of at most 1 MB each) are the one larger body; every other
     # path keeps the global MAX_FORM_BYTES. Decided by path, as the CSRF check reads the form
     # before any view could raise the limit.
-    UPLOAD_PATHS = ("/center/profile/documents",)
+    UPLOAD_PATHS = ("/center/profile/documents", "/password/appeal")
     UPLOAD_BODY_LIMIT = 3 * 1024 * 1024
 
     @property

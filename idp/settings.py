@@ -37,6 +37,14 @@ def _on_off(value: Any) -> str:
 
 
 SERVERS = ("granian", "gunicorn")
+MAIL_SENDERS = ("outbox", "smtp", "off")
+
+
+def _choice(value: Any, choices: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+    return text
 LOG_FORMATS = ("text", "json")
 
 
@@ -85,6 +93,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SMS_HTTP_URL", "", "URL of the SMS operator's HTTP interface"),
     Setting("SMS_HTTP_SECRET", "", "shared HMAC secret of the SMS operator's interface"),
     Setting("SMS_HTTP_TIMEOUT", 5.0, "seconds before an SMS send counts as unavailable", float),
+    Setting("MAIL_SENDER", None, "mail sender: outbox (JSON lines in instance/mail-outbox.jsonl), smtp, or off (no "
+            "e-mail channel); default outbox in development, off in production", lambda v: _choice(v, MAIL_SENDERS)),
+    Setting("MAIL_FROM", "", "sender address of the provider's e-mails (IDP_MAIL_SENDER=smtp)"),
+    Setting("MAIL_SMTP_HOST", "", "SMTP relay host (IDP_MAIL_SENDER=smtp)"),
+    Setting("MAIL_SMTP_PORT", 587, "SMTP relay port: 587 with STARTTLS, 465 with tls", int),
+    Setting("MAIL_SMTP_TLS", "starttls", "starttls (upgrade on the submission port) or tls (TLS from the first byte); "
+            "plain SMTP is not offered", lambda v: _choice(v, ("starttls", "tls"))),
+    Setting("MAIL_SMTP_USERNAME", "", "SMTP login, empty for none"),
+    Setting("MAIL_SMTP_PASSWORD", "", "SMTP password"),
+    Setting("MAIL_SMTP_TIMEOUT", 10.0, "seconds before a mail send counts as unavailable", float),
+    Setting("MAIL_SMTP_CA_FILE", "", "CA bundle that signs the relay's certificate; empty: the system's", str),
+    Setting("RECOVERY_LOOKUPS_PER_ADDRESS", 30, "检索登录名 / 检索单位名称 look-ups one client address may make per hour", int),
+    Setting("RECOVERY_SENDS_PER_ADDRESS_PER_DAY", 30, "recovery codes and links (SMS or e-mail) one client address may "
+            "request per day, on top of the SMS caps per phone and per address", int),
+    Setting("RECOVERY_MAILS_PER_ADDRESS_PER_DAY", 5, "reset links and confirmation codes one e-mail address may "
+            "receive per day", int),
+    Setting("RECOVERY_LINK_TTL", 1800, "seconds a password-reset link sent by e-mail stays valid (at most 1800)", int),
+    Setting("RECOVERY_ANSWER_FLOOR", 0.5, "seconds a recovery send answers in at the least, whether or not the "
+            "phone or e-mail is the account's (the answer's timing must not tell)", float),
+    Setting("RECOVERY_APPEAL_DOCUMENT_DAYS", 30, "days after the decision on a password appeal before its documents "
+            "are deleted", float),
     Setting("VERIFIER", "local", "real-name verifier: local (check digits + registry file) or http (national interface)"),
     Setting("VERIFIER_URL", "", "URL of the national real-name verification interface (IDP_VERIFIER=http)"),
     Setting("VERIFIER_SECRET", "", "shared HMAC secret of the national verification interface"),
@@ -198,6 +227,8 @@ def _derive(cfg: dict[str, Any]) -> None:
         cfg["JOBS_INLINE"] = development
     if cfg["ALLOW_LOOPBACK_HTTP"] is None:
         cfg["ALLOW_LOOPBACK_HTTP"] = development
+    if cfg["MAIL_SENDER"] is None:
+        cfg["MAIL_SENDER"] = "outbox" if development else "off"
 
 
 def _instance_secret(path: Path, env: str, log_format: str = "text") -> str:
@@ -261,6 +292,8 @@ def _check_production(cfg: dict[str, Any]) -> None:
     if cfg["ENV"] not in {"development", "production"}:
         raise ConfigurationError("IDP_ENV must be development or production")
     _check_outbound(cfg)
+    if not 60 <= cfg["RECOVERY_LINK_TTL"] <= 1800:
+        raise ConfigurationError("IDP_RECOVERY_LINK_TTL must be between 60 and 1800 seconds")
     if cfg["ENV"] != "production":
         return
     if cfg["ALLOW_LOOPBACK_HTTP"]:
@@ -276,6 +309,10 @@ def _check_production(cfg: dict[str, Any]) -> None:
         raise ConfigurationError("production needs IDP_DATABASE_URL (PostgreSQL)")
     if cfg["SMS_GATEWAY"] == "outbox":
         raise ConfigurationError("production needs IDP_SMS_GATEWAY=http")
+    if cfg["MAIL_SENDER"] == "outbox":
+        raise ConfigurationError("IDP_MAIL_SENDER=outbox is refused in production: use smtp, or off")
+    if cfg["MAIL_SENDER"] == "smtp" and not (cfg["MAIL_SMTP_HOST"] and cfg["MAIL_FROM"]):
+        raise ConfigurationError("IDP_MAIL_SENDER=smtp needs IDP_MAIL_SMTP_HOST and IDP_MAIL_FROM")
     if cfg["METRICS_TOKEN"] and len(cfg["METRICS_TOKEN"]) < 32:
         raise ConfigurationError("IDP_METRICS_TOKEN must be at least 32 characters in production")
     if cfg.get("VERIFIER") == "local":

@@ -47,6 +47,15 @@ verification_voided = _events.signal("verification_voided")  # a review or a ver
 identity_conflict = _events.signal("identity_conflict")  # identity data already verified elsewhere
 personal_data_viewed = _events.signal("personal_data_viewed")  # a reviewer saw clear data or a document
 outbound_refused = _events.signal("outbound_refused")  # a call to a URL or address the rules forbid (SSRF)
+# Password recovery (idp.recovery): a step refused or throttled, a reset done (by SMS code, e-mail
+# link or approved appeal), an appeal submitted, a reset link or confirmation mail sent, an
+# e-mail address confirmed, the mail server unavailable.
+recovery_refused = _events.signal("recovery_refused")
+password_recovered = _events.signal("password_recovered")
+appeal_submitted = _events.signal("appeal_submitted")
+recovery_mail_sent = _events.signal("recovery_mail_sent")
+email_confirmed = _events.signal("email_confirmed")
+mail_unavailable = _events.signal("mail_unavailable")
 # Every answer of the token endpoint (subject: the client id as sent; details: grant_type, and
 # error when refused). Not a security event of the audit log (one row per token request would
 # double the endpoint's writes): operations count it and log the refused ones (idp.ops.events).
@@ -70,4 +79,5 @@ SECURITY_EVENTS = (
     identity_conflict, personal_data_viewed, outbound_refused,
     delegation_granted, delegation_changed, delegation_accepted, delegation_declined,
     delegation_revoked, delegation_expired,
+    recovery_refused, password_recovered, appeal_submitted, recovery_mail_sent, email_confirmed, mail_unavailable,
 )

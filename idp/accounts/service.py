@@ -299,6 +299,8 @@ def _apply_profile(account: Account, profile: dict) -> list[str]:
         if getattr(account, name) != value:
             setattr(account, name, value)
             changed.append(name)
+    if "email" in changed:
+        account.email_verified = False  # a new address is confirmed by a code (idp.recovery)
     account.phone_index = _index(account.phone, "phone")
     account.document_index = _index(account.document_number, "document")
     account.legal_rep_document_index = _index(account.legal_rep_document_number, "document")

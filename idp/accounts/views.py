@@ -135,6 +135,12 @@ def register(account_type: str):
 @bp.post("/register/send-code")
 def send_registration_code():
     """Sends the code that confirms the reserved phone; gated by the image captcha."""
+    return answer_send_code(lambda phone, address: send_code(phone, service.SMS_PURPOSE_REGISTER, address))
+
+
+def answer_send_code(send):
+    """The JSON answer of a 获取验证码 button (registration, password appeals): the phone and
+    the image captcha checked, then ``send(phone, address)`` → SendResult."""
     form = SendCodeForm()
     if not form.validate():
         # One reason per field, so that the page marks the right one (SEND_FIELD_REASONS).
@@ -149,7 +155,7 @@ def send_registration_code():
         return jsonify(ok=False, reason="captcha_wrong", fields={"captcha": "captcha_wrong"},
                        errors={"captcha": [str(SEND_MESSAGES["captcha_wrong"])]},
                        message=str(SEND_MESSAGES["captcha_wrong"])), 400
-    result = send_code(form.phone.data, service.SMS_PURPOSE_REGISTER, client_address() or "-")
+    result = send(form.phone.data, client_address() or "-")
     if not result.sent:
         status = 503 if result.reason == "sms_unavailable" else 429
         return jsonify(ok=False, reason=result.reason, retry_after=result.retry_after,
@@ -215,8 +221,8 @@ def edit_profile():
 
 @bp.get("/recovery")
 def recovery():
-    """忘记密码?: the ways to recover a password (online flows arrive with the recovery issue)."""
-    return render_template("accounts/recovery.html")
+    """The old address of 忘记密码: the chooser lives at /password/forgot (idp.recovery)."""
+    return redirect(url_for("recovery.forgot"), 301)
 
 
 @bp.app_context_processor

@@ -27,6 +27,9 @@ MESSAGES = {
     "reason_required": _l("Give the reason for the rejection; the applicant is shown it."),
     "reason_too_long": _l("The reason must be at most 1000 characters long."),
     "unknown_case_type": _l("Cases of this type cannot be decided yet."),
+    # Password appeals (idp.recovery): approval needs an account to reset, and an active one.
+    "appeal_without_account": _l("No account matches this appeal: it can only be rejected."),
+    "appeal_account_disabled": _l("The account of this appeal is disabled: it can only be rejected."),
 }
 # Refusals that are a clash with someone else's action (409), not a bad request (400).
 CONFLICTS = {"claimed_by_other", "not_claimed", "already_decided", "unknown_case_type"}

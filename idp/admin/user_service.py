@@ -185,12 +185,9 @@ def end_all_sessions(account: Account, actor: str) -> int:
 
 
 def _end_everything(account: Account) -> int:
-    """Every session of the account ended (browser sessions gone, the clients told by
-    back-channel logout through the job queue) and every refresh token revoked. Its access
-    tokens and codes were cut off before (idp.oauth.storage). Returns the sessions ended."""
-    ended = _end_sessions(account)
-    storage.revoke_account_tokens(account.id)  # also those of no session (offline access)
-    return ended
+    """Every session and refresh token of the account ended (``sso_sessions.end_everything``);
+    its access tokens and codes were cut off before (idp.oauth.storage)."""
+    return sso_sessions.end_everything(account.id, END_SESSIONS_REASON)
 
 
 def disable(account: Account, actor: str) -> int:

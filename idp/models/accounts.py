@@ -70,6 +70,9 @@ class Account(db.Model):
     phone: Mapped[str | None] = mapped_column(Encrypted("accounts.phone"))  # 预留手机号
     phone_index: Mapped[str | None] = mapped_column(String(64))
     phone_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The e-mail address was confirmed by a code sent to it (idp.recovery); a changed address
+    # is unconfirmed again. Only a confirmed address is a channel of password recovery.
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     landline: Mapped[str | None] = mapped_column(Encrypted("accounts.landline"))
     identity_region: Mapped[str | None] = mapped_column(String(20))
     document_type: Mapped[str | None] = mapped_column(String(40))

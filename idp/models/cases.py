@@ -23,6 +23,7 @@ VOIDED = "voided"
 REGISTRATION = "registration"
 VERIFICATION = "verification"
 IDENTITY_CONFLICT = "identity_conflict"
+PASSWORD_APPEAL = "password_appeal"  # nosec B105  # a case type name (申诉找回密码, idp.recovery), not a credential
 
 
 class ReviewCase(db.Model):

@@ -90,6 +90,17 @@ def end_sso_session(sid: str, reason: str, from_browser: bool = False) -> bool:
     return True
 
 
+def end_everything(account_id: int, reason: str) -> int:
+    """Every session of the account ended (browser sessions gone, the clients told by
+    back-channel logout through the job queue) and every refresh token revoked, those of no
+    session too (offline access): what disabling, a lock by staff and a password recovery do.
+    Its access tokens and codes die by the account's cut-off (idp.security.cut_offs). Returns
+    the sessions ended."""
+    ended = sum(1 for row in active_sessions(account_id) if end_sso_session(row.sid, reason=reason))
+    storage.revoke_account_tokens(account_id)
+    return ended
+
+
 def end_current_session(reason: str) -> None:
     """End the browser's own session (RP-initiated logout)."""
     sid = session.get("sid")

@@ -16,7 +16,8 @@ from idp.audit import client_address
 from idp.extensions import services
 from idp.security.ratelimit import Limit
 
-PURPOSES = ("login", "sms", "staff")  # staff: the console's sign-in (/admin/login)
+# staff: the console's sign-in (/admin/login); recovery: 检索登录名 / 检索单位名称 (idp.recovery)
+PURPOSES = ("login", "sms", "staff", "recovery")
 MINUTE = 60
 
 

@@ -32,6 +32,11 @@ TEMPLATES = {
     "delegation_granted": "【科技部政务服务平台】{unit}已授权您代表其办理业务，有效期至{until}。"
                           "请登录后在“我的信息”→“法人(单位)授权办理情况”中查看。",
     "delegation_revoked": "【科技部政务服务平台】{unit}对您的授权已撤销，您不能再代表其办理业务。",
+    "password_recovered": "【科技部政务服务平台】登录名{login_name}的密码已于{time}重置，所有已登录的会话均已退出。"  # nosec B105  # a message text
+                          "如非本人操作，请立即联系技术支持：010-88659000。",
+    "appeal_approved": "【科技部政务服务平台】您的申诉找回密码已通过审核。登录名：{login_name}，临时密码：{password}。"
+                       "请尽快登录，登录时须设置新密码。",
+    "appeal_rejected": "【科技部政务服务平台】您的申诉找回密码未通过审核，原因：{reason}。",
 }
 
 

@@ -38,6 +38,7 @@ def raisable_reasons() -> set[str]:
     return (_literal_field_error_reasons()
             | _returned_strings(passwords.password_problem)
             | _returned_strings(sms_codes.verify_code)
+            | _returned_strings(sms_codes.verify_keyed)  # verify_code's answers, for any identity
             | _returned_strings(sms_codes.check_code))
 
 

@@ -214,7 +214,7 @@ def test_production_refuses_a_short_metrics_token(settings):
 
     cfg = load_settings({"ENV": "development", "INSTANCE_DIR": settings["INSTANCE_DIR"]})
     cfg.update(ENV="production", ISSUER="https://idp.example.cn", DATABASE_URL="postgresql+psycopg://db/idp",
-               SMS_GATEWAY="http", VERIFIER="http", METRICS_TOKEN="short",
+               SMS_GATEWAY="http", VERIFIER="http", METRICS_TOKEN="short", MAIL_SENDER="off",
                ALLOW_LOOPBACK_HTTP=False, JOBS_INLINE=False)
     with pytest.raises(ConfigurationError, match="IDP_METRICS_TOKEN must be at least 32 characters"):
         _check_production(cfg)

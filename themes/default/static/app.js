@@ -48,7 +48,7 @@
       var login = document.getElementById(input.getAttribute("data-login-field"));
       var labels = JSON.parse(meter.getAttribute("data-labels"));
       function update() {
-        var level = strength(input.value, login ? login.value : "");
+        var level = strength(input.value, login ? login.value : (input.getAttribute("data-login-value") || ""));
         meter.setAttribute("data-level", String(level));
         meter.querySelector(".strength-text").textContent = level < 0 ? "—" : labels[String(level)];
       }
