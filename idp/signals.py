@@ -47,6 +47,17 @@ verification_voided = _events.signal("verification_voided")  # a review or a ver
 identity_conflict = _events.signal("identity_conflict")  # identity data already verified elsewhere
 personal_data_viewed = _events.signal("personal_data_viewed")  # a reviewer saw clear data or a document
 outbound_refused = _events.signal("outbound_refused")  # a call to a URL or address the rules forbid (SSRF)
+# The national platform (upstream OpenID Connect provider, idp.federation): an identity linked
+# to an account (details: origin link/create), a link removed (by the user or staff), a sign-in
+# through it that failed (details: reason), a back-channel logout from it.
+upstream_linked = _events.signal("upstream_linked")
+upstream_unlinked = _events.signal("upstream_unlinked")
+upstream_login_failed = _events.signal("upstream_login_failed")
+upstream_logged_out = _events.signal("upstream_logged_out")
+# Asks the SSO sessions (idp.oauth.sessions) to end one session, browser copy included, from a
+# request that is not that browser's (an upstream back-channel logout). Not audited itself: the
+# session's end is (session_ended).
+sso_session_end_requested = _events.signal("sso_session_end_requested")
 # Every answer of the token endpoint (subject: the client id as sent; details: grant_type, and
 # error when refused). Not a security event of the audit log (one row per token request would
 # double the endpoint's writes): operations count it and log the refused ones (idp.ops.events).
@@ -60,4 +71,5 @@ SECURITY_EVENTS = (
     staff_login_succeeded, staff_login_failed, staff_enrolled,
     staff_action, case_decided, verification_checked, verification_submitted, verification_voided,
     identity_conflict, personal_data_viewed, outbound_refused,
+    upstream_linked, upstream_unlinked, upstream_login_failed, upstream_logged_out,
 )

@@ -1,0 +1,36 @@
+"""Forms of the national platform's first sign-in and of the profile it asks to complete."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from wtforms import HiddenField, PasswordField, StringField
+from wtforms.validators import AnyOf, DataRequired, Length, Optional
+
+from idp.accounts.forms import PhoneChecks, mobile_field
+from idp.forms import BaseForm
+
+
+class FirstSignInForm(BaseForm):
+    """INTERFACES.md: ``choice`` = ``link`` (with ``account_type``, ``login_name``,
+    ``password``) or ``create``."""
+
+    choice = HiddenField(validators=[AnyOf(("link", "create"))])
+    account_type = HiddenField(default="natural", validators=[AnyOf(("natural", "legal"))])
+    login_name = StringField(
+        _l("Login name"), validators=[Optional(), Length(max=64)],
+        render_kw={"placeholder": _l("Please enter your login name"), "autocomplete": "username"})
+    password = PasswordField(
+        _l("Password"), validators=[Optional(), Length(max=128)],
+        render_kw={"placeholder": _l("Please enter your password"), "autocomplete": "current-password"})
+
+
+class CompleteProfileForm(PhoneChecks, BaseForm):
+    name = StringField(_l("Name"), validators=[DataRequired(_l("Please enter your name.")), Length(max=100)],
+                       render_kw={"autocomplete": "name", "maxlength": "100"})
+    phone = mobile_field()
+
+    def __init__(self, missing: list[str], *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("name", "phone"):
+            if name not in missing:
+                delattr(self, name)
