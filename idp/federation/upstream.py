@@ -141,9 +141,9 @@ class Client:
 
     # -- discovery and keys -------------------------------------------------------------------
 
-    def _get_json(self, url: str) -> dict:
+    def _get_json(self, url: str, headers: dict | None = None) -> dict:
         try:
-            answer = outbound.get(url, {"Accept": "application/json"}, policy=self.policy,
+            answer = outbound.get(url, {"Accept": "application/json", **(headers or {})}, policy=self.policy,
                                   timeout=self.upstream.timeout, purpose=PURPOSE)
         except (outbound.OutboundFailed, outbound.OutboundRefused) as failed:
             raise UpstreamError("upstream_unavailable", failed.reason) from failed
@@ -233,7 +233,18 @@ class Client:
         if not isinstance(id_token, str):
             raise UpstreamError("invalid_id_token", "no ID token")
         claims = self.validate_id_token(id_token, pending["nonce"], token.get("access_token"))
-        return claims, id_token
+        return {**self.userinfo(token.get("access_token"), claims["sub"]), **claims}, id_token
+
+    def userinfo(self, access_token: str | None, sub: str) -> dict:
+        """The claims of the granted scopes (OIDC Core §5.3); its ``sub`` must be the ID
+        token's (§5.3.2), else nothing of it is used."""
+        endpoint = self.metadata().get("userinfo_endpoint")
+        if not access_token or not isinstance(endpoint, str):
+            return {}
+        info = self._get_json(endpoint, {"Authorization": f"Bearer {access_token}"})
+        if info.get("sub") != sub:
+            raise UpstreamError("invalid_id_token", "userinfo names another sub")
+        return {k: v for k, v in info.items() if k not in ("iss", "aud", "sub", "sid", "nonce")}
 
     def _decode(self, value: str):
         announced = self.metadata().get("id_token_signing_alg_values_supported") or ["RS256"]
