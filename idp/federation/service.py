@@ -181,7 +181,9 @@ def missing_profile(account: Account) -> list[str]:
 
 def needs_profile(account: Account) -> bool:
     """Only accounts without a password (made from an upstream's claims) are asked."""
-    return account.password_hash is None and bool(missing_profile(account))
+    if getattr(account, "password_hash", "") is not None:
+        return False
+    return bool(missing_profile(account))
 
 
 def complete_profile(account: Account, name: str | None, phone: str | None) -> None:

@@ -59,6 +59,7 @@ from idp.security import outbound
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 LEEWAY = 60  # seconds of clock difference accepted on exp / iat
 PURPOSE = "national_platform"
+TOKEN_ENDPOINT_AUTH = "client_secret_basic"  # nosec B105  # a method's name (RFC 7591 §2), not a secret
 
 
 class UpstreamError(Refused):
@@ -190,7 +191,7 @@ class Client:
         return OAuth2Client(OutboundSession(self.policy, self.upstream.timeout), client_id=self.upstream.client_id,
                             client_secret=self.upstream.client_secret, scope=self.upstream.scopes,
                             redirect_uri=redirect_uri, code_challenge_method="S256",
-                            token_endpoint_auth_method="client_secret_basic")
+                            token_endpoint_auth_method=TOKEN_ENDPOINT_AUTH)
 
     # -- the code flow ------------------------------------------------------------------------
 
