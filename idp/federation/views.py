@@ -26,7 +26,6 @@ from idp.login import flow, handlers
 from idp.login.views import after_steps, login_failure_message, safe_return_to
 from idp.models.accounts import ACTIVE, PENDING_REVIEW, Account
 from idp.security import outbound
-from idp.security.cut_offs import issued_before_cut_off
 
 bp = Blueprint("national", __name__)
 
@@ -46,6 +45,7 @@ FAILURE_MESSAGES = {
     "upstream_unavailable": _l("The national government service platform is not answering at the moment. "
                                "Please try again later, or sign in with your login name and password."),
     "account_disabled": _l("This account has been disabled. Please call 010-88659000."),
+    "account_locked": _l("This account is locked for the moment. Please try again later."),
     "pending_review": _l("Your registration is waiting for review. Please sign in once it has been approved."),
     "not_configured": _l("Sign-in with the national government service platform is not offered."),
 }
@@ -142,8 +142,10 @@ def _refusal(account: Account | None) -> str | None:
         return "account_disabled"
     if account.status == PENDING_REVIEW:
         return "pending_review"
-    if account.status != ACTIVE or issued_before_cut_off(account.sub, None, int(services().clock.time())):
+    if account.status != ACTIVE:
         return "account_disabled"
+    if handlers.locked_until(account) is not None:  # the login's lock, whoever set it (staff, lockout)
+        return "account_locked"
     return None
 
 

@@ -181,6 +181,21 @@ def test_a_later_sign_in_to_a_disabled_account_is_refused(app, client, upstream)
     assert "account_id" not in session_data(app, client)
 
 
+def test_a_later_sign_in_to_a_locked_account_is_refused(app, client, upstream):
+    """The login's lock (set by staff or by wrong passwords) holds for this way in too."""
+    from idp.login import handlers
+
+    upstream.person()
+    national_sign_in(client, upstream)
+    _choose(client, choice="create")
+    account = db.session.execute(db.select(Account)).scalar_one()
+    services().store.set(handlers._lock_key(account), str(services().clock.time() + 600).encode(), 600)
+    client.delete_cookie("idp_session")
+    refused = national_sign_in(client, upstream)
+    assert refused.status_code == 403 and reason_of(refused) == "account_locked"
+    assert "account_id" not in session_data(app, client)
+
+
 # -- upstream errors: a clear page, the way back, nothing created or linked, audited ------------
 
 def _assert_refused(response, reason, status=400):
