@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import HiddenField, PasswordField, StringField
+from wtforms import HiddenField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 from idp.accounts.forms import PhoneChecks, mobile_field
@@ -15,7 +16,9 @@ class FirstSignInForm(BaseForm):
     ``password``) or ``create``."""
 
     choice = HiddenField(validators=[AnyOf(("link", "create"))])
-    account_type = HiddenField(default="natural", validators=[AnyOf(("natural", "legal"))])
+    account_type = SelectField(_l("Account type"), default="natural",
+                               choices=[SelectChoice("natural", _l("Natural-person login")),
+                                        SelectChoice("legal", _l("Legal-entity login"))])
     login_name = StringField(
         _l("Login name"), validators=[Optional(), Length(max=64)],
         render_kw={"placeholder": _l("Please enter your login name"), "autocomplete": "username"})
