@@ -9,10 +9,14 @@ from __future__ import annotations
 def init_app(app) -> None:
     from idp import signals
     from idp.federation import service, views
+    from idp.federation.upstream import Upstream
+    from idp.login.record import offer
     from idp.login.policy import add_required_action
     from idp.login.views import on_logout_redirect
 
     app.register_blueprint(views.bp)
+    if Upstream.from_config(app.config) is not None:
+        offer(app, ("fed",))  # discovery's acr_values_supported names urn:cn:most:idp:acr:federated
     add_required_action("national.complete_profile", service.needs_profile)
     on_logout_redirect(app, views.logout_upstream)
     signals.login_succeeded.connect(views.remember_session)

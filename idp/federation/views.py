@@ -72,9 +72,9 @@ def _callback_uri() -> str:
 
 def _failed(reason: str, detail: str = "", status: int = 400):
     """The clear page with the way back; nothing was created or linked; audited."""
+    db.session.rollback()  # whatever was begun is dropped, never committed with the audit event
     signals.upstream_login_failed.send(current_app._get_current_object(), subject="national_platform",
                                        outcome="failure", details={"reason": reason, "detail": detail[:100]})
-    db.session.rollback()
     message = FAILURE_MESSAGES.get(reason, GENERIC_FAILURE)
     return render_template("federation/failed.html", message=message, reason=reason), status
 
@@ -291,6 +291,13 @@ def backchannel_logout():
         response.headers["Cache-Control"] = "no-store"
         return response
     store = services().store
+    if claims.get("jti"):  # a logout token is used once (Back-Channel Logout 1.0 §2.6, step 9)
+        seen = _index_key("jti", str(claims["jti"]))
+        if store.get(seen) is not None:
+            response = jsonify(error="invalid_request", error_description="replayed")
+            response.status_code = 400
+            return response
+        store.set(seen, b"1", 600)
     kind, value = ("sid", claims["sid"]) if claims.get("sid") else ("sub", claims["sub"])
     key = _index_key(kind, str(value))
     sids = json.loads(store.get(key) or b"[]")

@@ -386,4 +386,24 @@ def test_an_upstream_back_channel_logout_ends_the_sessions_here(app, client, ups
 def test_a_forged_logout_token_is_refused(app, client, upstream):
     response = client.post("/login/national/backchannel-logout", data={"logout_token": "e30.e30.e30"})
     assert response.status_code == 400
-    assert "invalid_id_token" in _failure_reasons() or _failure_reasons()
+    assert _failure_reasons() == ["invalid_id_token"]
+
+
+def test_a_logout_token_signed_by_another_key_is_refused(app, client, upstream):
+    """A token that looks right (issuer, audience, event) but is not signed by the platform."""
+    from joserfc import jwt as jose_jwt
+    from joserfc.jwk import RSAKey
+
+    metadata_keys = upstream.browser.get("/jwks.json").get_json()["keys"]
+    key = RSAKey.generate_key(2048, parameters={"kid": metadata_keys[0]["kid"]})
+    now = int(services().clock.time())
+    forged = jose_jwt.encode({"alg": "RS256", "kid": metadata_keys[0]["kid"]}, {
+        "iss": upstream.issuer, "aud": upstream.client_id, "iat": now, "jti": "x", "sub": "anyone",
+        "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}, key)
+    assert client.post("/login/national/backchannel-logout", data={"logout_token": forged}).status_code == 400
+    assert _failure_reasons() == ["bad_signature"]
+
+
+def test_discovery_names_the_federated_acr_when_the_platform_is_configured(client, upstream):
+    document = client.get("/.well-known/openid-configuration").get_json()
+    assert "urn:cn:most:idp:acr:federated" in document["acr_values_supported"]
