@@ -63,7 +63,12 @@ TOKEN_ENDPOINT_AUTH = "client_secret_basic"  # nosec B105  # a method's name (RF
 
 
 class UpstreamError(Refused):
-    """The national platform's sign-in did not give a usable identity."""
+    """The national platform's sign-in did not give a usable identity. ``detail``: for the
+    audit log and the operator (which claim, which HTTP status), never shown to the person."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason, message=f"{reason}: {detail}" if detail else reason)
+        self.detail = detail
 
 
 @dataclass(frozen=True)

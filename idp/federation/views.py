@@ -90,7 +90,7 @@ def start():
     try:
         url, pending = client_for(up).authorization_request(_callback_uri())
     except UpstreamError as error:
-        return _failed(error.reason, str(error), 502)
+        return _failed(error.reason, error.detail, 502)
     session[PENDING_KEY] = pending
     return redirect(url)
 
@@ -109,7 +109,7 @@ def callback():
         claims, id_token = client.exchange(code, pending, _callback_uri())
     except UpstreamError as error:
         status = 502 if error.reason == "upstream_unavailable" else 400
-        return _failed(error.reason, str(error), status)
+        return _failed(error.reason, error.detail, status)
     keep = _kept(claims, id_token)
     link = service.find_link(up.issuer, claims["sub"])
     if link is not None:  # later sign-ins go straight through

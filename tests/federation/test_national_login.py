@@ -407,3 +407,29 @@ def test_a_logout_token_signed_by_another_key_is_refused(app, client, upstream):
 def test_discovery_names_the_federated_acr_when_the_platform_is_configured(client, upstream):
     document = client.get("/.well-known/openid-configuration").get_json()
     assert "urn:cn:most:idp:acr:federated" in document["acr_values_supported"]
+
+
+def test_a_business_systems_request_is_answered_after_a_national_sign_in(app, client, upstream):
+    """/authorize at this provider → its login page → the national platform → back: the code
+    goes to the business system, with amr fed in the sign-in it names."""
+    from idp.clients import ClientSpec, create
+    from tests.oidc.conftest import pkce_pair
+
+    upstream.person()
+    national_sign_in(client, upstream)
+    _choose(client, choice="create")
+    client.delete_cookie("idp_session")  # a new browser session: signed out here
+    system, _ = create(ClientSpec(name="高企认定", redirect_uris=["https://gaoqi.example/cb"], trusted=True,
+                                  scopes=["openid", "profile"]))
+    _, challenge = pkce_pair()
+    to_login = client.get("/authorize", query_string={
+        "response_type": "code", "client_id": system.client_id, "redirect_uri": "https://gaoqi.example/cb",
+        "scope": "openid", "state": "s1", "nonce": "n1", "code_challenge": challenge,
+        "code_challenge_method": "S256"})
+    assert "/login" in to_login.headers["Location"]
+    client.get(path_of(to_login.headers["Location"]))  # the login page, holding the stored request
+    back = national_sign_in(client, upstream)
+    location = back.headers["Location"]
+    if not location.startswith("https://gaoqi.example/cb"):  # sent on to the stored request's URL
+        location = client.get(path_of(location)).headers["Location"]
+    assert location.startswith("https://gaoqi.example/cb?code=") and "state=s1" in location
