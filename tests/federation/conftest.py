@@ -74,7 +74,7 @@ def settings(settings, _listening, _upstream_listening):
         NATIONAL_ISSUER=f"http://127.0.0.1:{server.server_port}",
         NATIONAL_CLIENT_ID="idp-under-test",
         NATIONAL_CLIENT_SECRET="s3cret-of-the-provider-under-test-at-the-platform",
-        NATIONAL_TIMEOUT=2.0,
+        NATIONAL_TIMEOUT=10.0,  # a loaded machine; the slow-upstream test sets its own
     )
     return settings
 
