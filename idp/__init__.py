@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from idp import accounts, admin, audit, cases, delegations, dev, login, oauth, ops, portal, recovery, signals, verification
+from idp import accounts, admin, audit, cases, delegations, dev, federation, login, oauth, ops, portal, recovery, signals, verification
 from idp.clock import SystemClock
 from idp.extensions import Services, babel, csrf, db, migrate
 from idp.http import IdpRequest, add_security_headers, refused_as_too_large
@@ -85,6 +85,7 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
 
     # The features, each registering its pages, subscribers, listeners and jobs itself.
     login.init_app(app)
+    federation.init_app(app)
     accounts.init_app(app)
     delegations.init_app(app)
     oauth.init_app(app)

@@ -160,6 +160,18 @@ SETTINGS: tuple[Setting, ...] = (
             "them (用户授权管理), and an authorisation stops working while its unit is not verified", _bool),
     Setting("DELEGATION_REQUIRE_ACCEPTANCE", True, "a person must accept a unit's new authorisation before it is "
             "offered at sign-in (authorisations recorded by the CLI or the legacy import are accepted already)", _bool),
+    Setting("NATIONAL_ISSUER", "", "issuer URL of the national government service platform (an upstream OpenID "
+            "Connect provider, discovery at its /.well-known/openid-configuration); the login page offers it only "
+            "when this, the client id and the secret are all set (docs/national-login.md)"),
+    Setting("NATIONAL_CLIENT_ID", "", "this provider's client id at the national platform"),
+    Setting("NATIONAL_CLIENT_SECRET", "", "this provider's client secret at the national platform (client_secret_basic)"),
+    Setting("NATIONAL_SCOPES", "openid profile email phone verification", "scopes asked of the national platform"),
+    Setting("NATIONAL_TIMEOUT", 5.0, "seconds before a call to the national platform counts as unavailable", float),
+    Setting("NATIONAL_METADATA_TTL", 3600, "seconds the national platform's discovery document and keys are kept", int),
+    Setting("NATIONAL_VERIFIED_CLAIM", "verification_status", "the upstream claim that says the person is real-name "
+            "verified; empty: never take the upstream's word"),
+    Setting("NATIONAL_VERIFIED_VALUES", "verified_auto verified_manual", "values of that claim (space-separated) that "
+            "make the account verified_auto, with the national platform as evidence"),
     Setting("STAFF_ENROLMENT_TTL", 86400, "seconds a staff enrolment link stays valid", int),
     Setting("STAFF_SESSION_IDLE", 1800, "seconds of inactivity after which staff must sign in again", int),
     Setting("MAX_FORM_BYTES", 2 * 1024 * 1024, "largest request body accepted", int),
@@ -265,7 +277,8 @@ def _check_outbound(cfg: dict[str, Any]) -> None:
     if cfg["OUTBOUND_MAX_BYTES"] < 1024:
         raise ConfigurationError("IDP_OUTBOUND_MAX_BYTES must be at least 1024")
     policy = Policy.from_config(cfg)
-    for kind_key, kind, url_key in (("SMS_GATEWAY", "http", "SMS_HTTP_URL"), ("VERIFIER", "http", "VERIFIER_URL")):
+    for kind_key, kind, url_key in (("SMS_GATEWAY", "http", "SMS_HTTP_URL"), ("VERIFIER", "http", "VERIFIER_URL"),
+                                    ("NATIONAL_ISSUER", cfg.get("NATIONAL_ISSUER"), "NATIONAL_ISSUER")):
         if cfg.get(kind_key) == kind and cfg.get(url_key):
             try:
                 check_configured(cfg[url_key], policy)

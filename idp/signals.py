@@ -56,6 +56,17 @@ appeal_submitted = _events.signal("appeal_submitted")
 recovery_mail_sent = _events.signal("recovery_mail_sent")
 email_confirmed = _events.signal("email_confirmed")
 mail_unavailable = _events.signal("mail_unavailable")
+# The national platform (upstream OpenID Connect provider, idp.federation): an identity linked
+# to an account (details: origin link/create), a link removed (by the user or staff), a sign-in
+# through it that failed (details: reason), a back-channel logout from it.
+upstream_linked = _events.signal("upstream_linked")
+upstream_unlinked = _events.signal("upstream_unlinked")
+upstream_login_failed = _events.signal("upstream_login_failed")
+upstream_logged_out = _events.signal("upstream_logged_out")
+# Asks the SSO sessions (idp.oauth.sessions) to end one session, browser copy included, from a
+# request that is not that browser's (an upstream back-channel logout). Not audited itself: the
+# session's end is (session_ended).
+sso_session_end_requested = _events.signal("sso_session_end_requested")
 # Every answer of the token endpoint (subject: the client id as sent; details: grant_type, and
 # error when refused). Not a security event of the audit log (one row per token request would
 # double the endpoint's writes): operations count it and log the refused ones (idp.ops.events).
@@ -80,4 +91,5 @@ SECURITY_EVENTS = (
     delegation_granted, delegation_changed, delegation_accepted, delegation_declined,
     delegation_revoked, delegation_expired,
     recovery_refused, password_recovered, appeal_submitted, recovery_mail_sent, email_confirmed, mail_unavailable,
+    upstream_linked, upstream_unlinked, upstream_login_failed, upstream_logged_out,
 )

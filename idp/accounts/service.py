@@ -214,6 +214,35 @@ def create_account(account_type: str, login_name: str, password: str, *,
     return account
 
 
+def create_passwordless_account(login_name: str, **profile) -> Account:
+    """A natural-person account without a password, made from what another identity provider
+    asserted (idp.federation): the same uniqueness rules as ``create_account``; no document
+    (an upstream's document number never opens or finds an account here). Only flushes: the
+    caller commits, and ``account_registered`` is committed with it."""
+    login_name = normalise_login_name(login_name)
+    if not is_valid_login_name(login_name):
+        raise FieldError("login_name", "invalid_login_name")
+    key = login_name_key(login_name)
+    _raise_clash(key, None, None)
+    account = Account(account_type=NATURAL, login_name=login_name, login_name_key=key, password_hash=None,
+                      status=PENDING_REVIEW if current_app.config["REGISTRATION_REVIEW"] else ACTIVE)
+    _apply_profile(account, {k: v for k, v in profile.items() if k not in ("document_type", "document_number")})
+    db.session.add(account)
+    db.session.flush()
+    if account.status == PENDING_REVIEW:
+        db.session.add(ReviewCase(case_type=REGISTRATION, account_id=account.id, data={"account_type": NATURAL}))
+        db.session.flush()
+    signals.account_registered.send(
+        current_app._get_current_object(), subject=account.login_name, committed_by_sender=True,
+        details={"account_type": NATURAL, "status": account.status, "origin": "national_platform"},
+    )
+    return account
+
+
+def login_name_free(login_name: str) -> bool:
+    return not _taken(login_name_key(normalise_login_name(login_name)))
+
+
 def register(account_type: str, fields: dict, sms_code: str) -> Account:
     """A registration from the public pages: the reserved phone is confirmed by SMS code.
 

@@ -21,6 +21,8 @@ from idp.admin import user_service
 from idp.admin.access import current_staff, staff_required
 from idp.delegations import service as delegations
 from idp.delegations.views import STATES as DELEGATION_STATES
+from idp.extensions import db
+from idp.federation import service as federation
 from idp.forms import BaseForm
 from idp.models.accounts import ACTIVE, DISABLED, PENDING_REVIEW
 from idp.security.pii import mask_phone
@@ -47,6 +49,7 @@ MESSAGES = {
     "not_active": _l("Only an active account can be disabled."),
     "not_disabled": _l("Only a disabled account can be enabled."),
     "confirmation_required": _l("Tick the confirmation box to carry out this action."),
+    "no_such_link": _l("This link does not exist (any more)."),
 }
 
 STATUS_LABELS = {
@@ -138,6 +141,7 @@ def _detail_page(account, reason: str | None = None, status: int = 200, lock_for
         lock_form=lock_form or LockForm(formdata=None),
         delegations=delegations.of_unit(account) if account.is_legal else delegations.of_person(account),
         delegation_state=delegations.state, delegation_states=DELEGATION_STATES, last_day=delegations.last_day,
+        upstream_links=federation.links_of(account.id),
     ), status
 
 
@@ -210,3 +214,18 @@ def force_password_change(sub: str):
 def end_sessions(sub: str):
     return _action(sub, lambda account, form, actor: user_service.end_all_sessions(account, actor),
                    lambda ended: _("Sessions ended: %(count)d.", count=ended))
+
+
+@bp.post("/<sub>/upstream-links/<int:link_id>/remove")
+@staff_required("users.edit")
+def remove_upstream_link(sub: str, link_id: int):
+    """Staff remove a national platform link (the person signs in with a password, or recovers
+    it); the removal is audited as ``upstream_unlinked`` by staff."""
+    def run(account, form, actor):
+        try:
+            federation.unlink(account, link_id, actor=actor, by_staff=True)
+        except federation.LinkRefused as refused:
+            raise user_service.UserServiceError(refused.reason) from None
+        db.session.commit()
+
+    return _action(sub, run, lambda _outcome: _("The link to the national platform account has been removed."))

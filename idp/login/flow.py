@@ -55,11 +55,31 @@ def complete_step(step: str, account: Account) -> str | None:
     return None
 
 
+def complete_upstream(account: Account, keep: dict | None = None) -> None:
+    """The alternative first step: an upstream provider (the national platform) vouched for
+    the account, in place of every step of ``STEPS`` (``amr`` ``fed``). ``keep``: what the
+    signed-in session must hold of it (its ID token for single logout)."""
+    state = current()
+    state.update(account_id=account.id, done=[UPSTREAM_STEP], methods=["fed"], keep=keep or {})
+    session[FLOW_KEY] = state
+
+
+UPSTREAM_STEP = "upstream"
+
+
+def methods() -> tuple[str, ...]:
+    """The methods this flow's steps used (RFC 8176 names)."""
+    return tuple(current().get("methods") or ("pwd",))
+
+
 def authenticated_account() -> Account | None:
     """The account that has passed every step of this flow but is not signed in yet."""
     state = session.get(FLOW_KEY) or {}
     account = db.session.get(Account, state["account_id"]) if state.get("account_id") else None
-    if account is None or set(STEPS[account.account_type]) - set(state.get("done", [])):
+    if account is None:
+        return None
+    needed = {UPSTREAM_STEP} if "fed" in (state.get("methods") or ()) else set(STEPS[account.account_type])
+    if needed - set(state.get("done", [])):
         return None
     return account
 
@@ -72,6 +92,7 @@ def finish(account: Account, methods: tuple[str, ...] = ("pwd",)) -> str:
     session (``current_authentication``) and, through ``login_succeeded``, in the SSO session.
     """
     return_to = current().get("return_to")
+    keep = current().get("keep") or {}
     session.regenerate()
     session.clear()
     sid = secrets.token_urlsafe(24)
@@ -83,6 +104,7 @@ def finish(account: Account, methods: tuple[str, ...] = ("pwd",)) -> str:
         auth_time=authentication.auth_time,  # read on their own (sessions, audit, logout)
         sid=sid,
         authentication=authentication.as_json(),
+        **keep,
     )
     account.last_login_at = services().clock.now()
     signals.login_succeeded.send(

@@ -117,12 +117,26 @@ class Policy:
         return next(p for p in self.prompts if p.name == name)
 
 
+# Required actions other features add: (endpoint, test(account) -> bool), registered with
+# ``add_required_action`` (the national platform's sign-in asks what an account made from its
+# claims lacks). The login package imports none of them.
+_EXTRA_ACTIONS: list[tuple[str, Callable]] = []
+
+
+def add_required_action(endpoint: str, needed: Callable) -> None:
+    """``endpoint``: a view endpoint (``blueprint.view``); ``needed(account)``: whether it must run."""
+    if all(name != endpoint for name, _ in _EXTRA_ACTIONS):
+        _EXTRA_ACTIONS.append((endpoint, needed))
+
+
 def required_actions(account) -> list[str]:
-    """Actions the account must complete before a sign-in finishes (each a view of the login
-    blueprint, Keycloak's "required actions"); later issues add completing real-name data."""
+    """Actions the account must complete before a sign-in finishes (each a view endpoint,
+    Keycloak's "required actions"): a forced password change (``update_password`` of the login
+    blueprint), then those features registered (``add_required_action``)."""
     actions = []
     if account.must_change_password:
         actions.append("update_password")
+    actions.extend(endpoint for endpoint, needed in _EXTRA_ACTIONS if needed(account))
     return actions
 
 

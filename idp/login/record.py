@@ -47,8 +47,17 @@ def acr_for(methods) -> str:
     raise ValueError(f"no authentication method among {sorted(used)!r}")
 
 
-def acr_values_supported() -> list[str]:
-    return list(dict.fromkeys(acr_for(methods) for methods in OFFERED))
+# Where a feature that is offered only when configured (the national platform) adds its set of
+# methods for one app: ``offer``; the discovery document passes them to ``acr_values_supported``.
+OFFERED_EXTENSION = "idp.offered_methods"
+
+
+def offer(app, methods: tuple[str, ...]) -> None:
+    app.extensions.setdefault(OFFERED_EXTENSION, []).append(tuple(methods))
+
+
+def acr_values_supported(also=()) -> list[str]:
+    return list(dict.fromkeys(acr_for(methods) for methods in (*OFFERED, *also)))
 
 
 @dataclass(frozen=True)

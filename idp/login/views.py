@@ -82,15 +82,17 @@ def login():
     next_step = flow.complete_step("password", outcome.account)
     if next_step is not None:  # later issues: sms, totp, acting_for
         return redirect(url_for(f"login.{next_step}"))
-    return _after_steps(outcome.account)
+    return after_steps(outcome.account)
 
 
-def _after_steps(account):
+def after_steps(account):
+    """Every step done: the required actions, then the sign-in finishes with the methods the
+    steps used, and the request it was for is answered."""
     actions = flow.required_actions(account)
     if actions:
-        return redirect(url_for(f"login.{actions[0]}"))
+        return redirect(url_for(actions[0] if "." in actions[0] else f"login.{actions[0]}"))
     stored = interaction.take(flow.current().get("interaction"))
-    target = flow.finish(account)
+    target = flow.finish(account, flow.methods())
     if stored is not None:  # the authorization request this sign-in was for, answered
         return interaction.resume(stored)
     return redirect(target or url_for("accounts.profile"))
@@ -109,21 +111,21 @@ def update_password():
         except FieldError as error:
             form.error(error.field, PASSWORD_MESSAGES[error.reason])
         else:
-            return _after_steps(account)
+            return after_steps(account)
     status = 400 if request.method == "POST" else 200
     return render_template("login/update_password.html", form=form, account=account), status
 
 
 def _page(form: LoginForm, outcome: handlers.AuthOutcome | None = None):
     form.captcha.data = ""  # the answer was spent; the page shows a new image
-    message = _outcome_message(outcome) if outcome else None
+    message = login_failure_message(outcome) if outcome else None
     return render_template(
         "login/login.html", form=form, message=message,
         reason=outcome.reason if outcome else None,
     )
 
 
-def _outcome_message(outcome: handlers.AuthOutcome) -> str:
+def login_failure_message(outcome: handlers.AuthOutcome) -> str:
     until = format_datetime(outcome.until, "yyyy-MM-dd HH:mm:ss") if outcome.until else ""
     if outcome.reason == "account_locked":
         return _("Too many wrong passwords: this account is locked until %(until)s.", until=until)
@@ -164,8 +166,23 @@ def logout():
     if request.form.get("logout") != "yes":
         return redirect(url_for("accounts.profile"))
     login_name, sid = session.get("login_name"), session.get("sid")
+    signed_in = dict(session)
     session.end()
     if login_name:
         signals.logged_out.send(current_app._get_current_object(), subject=login_name, actor=login_name,
                                 sid=sid)
+    # A feature may send the browser on to end a session elsewhere (the national platform's
+    # RP-initiated logout): ``on_logout_redirect``.
+    for where_next in current_app.extensions.get(_LOGOUT_REDIRECTS, ()):
+        target = where_next(signed_in)
+        if target:
+            return redirect(target)
     return redirect(url_for("login.login"))
+
+
+_LOGOUT_REDIRECTS = "idp.logout_redirects"
+
+
+def on_logout_redirect(app, where_next) -> None:
+    """``where_next(signed_in_session: dict) -> url | None``, asked after a sign-out here."""
+    app.extensions.setdefault(_LOGOUT_REDIRECTS, []).append(where_next)

@@ -62,6 +62,14 @@ def _evidence(account: Account) -> tuple[str, dict]:
         evidence = {"type": "electronic_record", "check_details": [check],
                     "record": {"type": "unit_register" if account.is_legal else "population_register"}}
         process = "national_platform_check"
+    elif method == verification.UPSTREAM_NATIONAL:
+        # OIDC for Identity Assurance §5.1.1.3 "vouch": the national platform, an identity
+        # provider that verified the person itself, vouched for them at sign-in (idp.federation).
+        check = {"check_method": "vcrypt", "organization": "national_platform"}
+        evidence = {"type": "vouch", "check_details": [check],
+                    "attestation": {"type": "digital_attestation"},
+                    "attester": {"organization": account.verification_reference or "national_platform"}}
+        process = "national_platform_sign_in"
     elif method == verification.LOCAL_REGISTRY:
         check = {"check_method": "data", "organization": "local_verifier"}
         evidence = {"type": "electronic_record", "check_details": [check],

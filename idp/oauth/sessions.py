@@ -39,9 +39,15 @@ def on_logout(sender, sid=None, **_):
         end_sso_session(sid, reason="logout", from_browser=True)
 
 
+def on_end_requested(sender, sid=None, reason="upstream_logout", **_):
+    if sid:
+        end_sso_session(sid, reason=reason)
+
+
 def connect() -> None:
     signals.login_succeeded.connect(on_login)
     signals.logged_out.connect(on_logout)
+    signals.sso_session_end_requested.connect(on_end_requested)
 
 
 def find(sid: str | None) -> SsoSession | None:

@@ -27,7 +27,7 @@ from idp.i18n import ui_locales
 from idp.login import interaction
 from idp.login.flow import current_authentication
 from idp.login.policy import POLICY, Situation, may_act_for_oneself
-from idp.login.record import acr_values_supported
+from idp.login.record import OFFERED_EXTENSION, acr_values_supported
 from idp.oauth import claims as claim_sets
 from idp.oauth import keys, sessions, storage
 from idp.sessions import current_account
@@ -86,7 +86,7 @@ def _metadata() -> dict:
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "acr_values_supported": acr_values_supported(),
+        "acr_values_supported": acr_values_supported(current_app.extensions.get(OFFERED_EXTENSION, ())),
         "ui_locales_supported": ["zh-CN", "en"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,

@@ -3,9 +3,10 @@
 Whoever can store a URL here (a relying party registering itself, a console user, an operator's
 configuration) could otherwise make the provider knock on addresses only it can reach: its own
 loopback services, the database, the cloud metadata service at 169.254.169.254, the intranet.
-Every outbound call (back-channel logout, the SMS gateway, the real-name verifier) therefore goes
-through ``post`` here, and every URL the provider may call later goes through ``check_stored``
-when it is stored. The rules, each refusal a stable reason code (``OutboundRefused.reason``):
+Every outbound call (back-channel logout, the SMS gateway, the real-name verifier, the upstream
+national platform) therefore goes through ``post`` or ``get`` here, and every URL the provider
+may call later goes through ``check_stored`` when it is stored. The rules, each refusal a stable
+reason code (``OutboundRefused.reason``):
 
 - Only ``https`` (``scheme_not_allowed``, ``https_required``); plain ``http`` only in development,
   only to loopback, and only while ``IDP_ALLOW_LOOPBACK_HTTP`` is on (refused in production by
@@ -340,6 +341,21 @@ def post(url: str, body: bytes, headers: dict[str, str], *, policy: Policy, time
     """POST ``body`` to ``url`` under every rule of this module. Raises ``OutboundRefused``
     (the URL or its address is not allowed: nothing was sent; audited as ``outbound_refused``
     with ``purpose``) or ``OutboundFailed``."""
+    return _exchange("POST", url, body, headers, policy=policy, timeout=timeout, purpose=purpose,
+                     max_bytes=max_bytes, context=context)
+
+
+def get(url: str, headers: dict[str, str], *, policy: Policy, timeout: float, purpose: str,
+        max_bytes: int | None = None, context: ssl.SSLContext | None = None) -> Response:
+    """GET ``url`` under every rule of this module (an upstream provider's discovery document
+    and keys); raises like ``post``."""
+    return _exchange("GET", url, None, headers, policy=policy, timeout=timeout, purpose=purpose,
+                     max_bytes=max_bytes, context=context)
+
+
+def _exchange(method: str, url: str, body: bytes | None, headers: dict[str, str], *, policy: Policy,
+              timeout: float, purpose: str, max_bytes: int | None = None,
+              context: ssl.SSLContext | None = None) -> Response:
     deadline = time.monotonic() + timeout
     try:
         target = check_url(url, policy)
@@ -369,7 +385,7 @@ def post(url: str, body: bytes, headers: dict[str, str], *, policy: Policy, time
         watchdog = threading.Timer(_remaining(deadline), expire)
         watchdog.daemon = True
         watchdog.start()
-        connection.request("POST", target.path, body=body,
+        connection.request(method, target.path, body=body,
                            headers={"User-Agent": "idp-outbound", "Connection": "close", **headers})
         connection.raw_socket.settimeout(_remaining(deadline))
         answer = connection.getresponse()

@@ -59,7 +59,10 @@ NATIONAL_PLATFORM = "national_platform"
 LOCAL_CHECK_DIGITS = "local_check_digits"
 LOCAL_REGISTRY = "local_registry"
 DOCUMENT_REVIEW = "document_review"
-AUTOMATIC_METHODS = (NATIONAL_PLATFORM, LOCAL_CHECK_DIGITS, LOCAL_REGISTRY)
+# The person signed in through the national platform, which said they are verified
+# (idp.federation): its word, with the upstream as evidence.
+UPSTREAM_NATIONAL = "upstream_national"
+AUTOMATIC_METHODS = (NATIONAL_PLATFORM, LOCAL_CHECK_DIGITS, LOCAL_REGISTRY, UPSTREAM_NATIONAL)
 
 # The data whose change needs a new verification: what a verifier or a reviewer compares, and
 # what the claims assert (a legal account's ``name`` is its authorised contact, not verified).
@@ -142,6 +145,13 @@ def _mark_verified(account: Account, status: str, method: str, reference: str | 
     account.verified_at = services().clock.now()
     account.verification_reason = None
     account.verified_data = json.dumps(_identity_of(account), ensure_ascii=False)
+
+
+def mark_verified_by_upstream(account: Account, issuer: str) -> None:
+    """The upstream provider (the national platform) vouches for the account's person: the
+    account becomes ``verified_auto`` with the upstream named as evidence (``verified_claims``).
+    The caller flushes and commits."""
+    _mark_verified(account, VERIFIED_AUTO, UPSTREAM_NATIONAL, issuer[:100])
 
 
 def _clear_verified(account: Account, status: str = UNVERIFIED) -> None:

@@ -16,6 +16,7 @@ FORBIDDEN = {
     "login": {"oauth"},
     "accounts": {"oauth", "login"},
     "security": {"oauth", "login", "accounts"},
+    "federation": {"oauth", "admin"},  # beside the sign-in: it registers itself with login
 }
 
 
