@@ -217,7 +217,7 @@ class RedisStore:
     def subscription(self, channel: str):
         """A redis-py PubSub on ``channel``, returned once Redis has confirmed the subscription:
         whatever is published from then on reaches it."""
-        subscription = self.redis.pubsub()
+        subscription = _Subscription(self.redis.connection_pool)
         try:
             subscription.subscribe(self._k(channel))
             while True:
@@ -270,6 +270,41 @@ def _client(url: str, sentinels: list[tuple[str, int]] | None, service: str):
         credentials["ssl"] = True
     sentinel = Sentinel(sentinels, socket_timeout=1, socket_connect_timeout=1)
     return sentinel.master_for(service, db=int(parsed.get("db") or 0), **credentials, **options)
+
+
+def _subscription_class():
+    from redis.backoff import NoBackoff
+    from redis.client import PubSub
+    from redis.retry import Retry
+
+    class Subscription(PubSub):
+        """A subscription whose connection never retries: a lost subscription must show at once
+        (its follower then asks the store until it has subscribed again and re-read what it
+        missed). The connection goes back to the pool with the pool's retries."""
+
+        def execute_command(self, *args):
+            first = self.connection is None
+            super().execute_command(*args)
+            if first and self.connection is not None:
+                self._pool_retry = self.connection.retry
+                self.connection.retry = Retry(NoBackoff(), 0)
+
+        def reset(self):
+            if self.connection is not None and hasattr(self, "_pool_retry"):
+                self.connection.retry = self._pool_retry
+            super().reset()
+
+    return Subscription
+
+
+def _Subscription(pool):
+    global _SUBSCRIPTION
+    if _SUBSCRIPTION is None:
+        _SUBSCRIPTION = _subscription_class()
+    return _SUBSCRIPTION(pool)
+
+
+_SUBSCRIPTION = None
 
 
 def create_store(url: str, clock: SystemClock | None = None, prefix: str = "idp:",
