@@ -266,7 +266,7 @@ class Nginx:
             pytest.skip("nginx is not installed (apt-get install nginx-light; .ci/run installs it)")
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="idp-nginx-"))
-        servers = "".join(f"    server 127.0.0.1:{port} max_fails=0;\n" for port in upstreams)
+        servers = "".join(f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;\n" for port in upstreams)
         site = nginx_site(servers, listen=f"127.0.0.1:{self.port}", tls=False,
                           extra="        add_header X-Upstream $upstream_addr always;\n")
         (self.dir / "nginx.conf").write_text(
