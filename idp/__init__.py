@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import logging
-
 from flask import Flask, render_template, request, session
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -28,12 +26,11 @@ from idp.services.sms import create_sms_sender
 from idp.services.storage import create_document_storage
 from idp.services.verifier import create_verifier
 from idp.errors import unavailable_dependency
+from idp.ops.health import note_unavailable
 from idp.sessions import StoreSessionInterface, refuse_without_session
 from idp.settings import load_settings
 from idp.store import create_store
 
-
-outage_log = logging.getLogger("idp.ops")
 
 
 def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | None = None) -> Flask:
@@ -155,14 +152,9 @@ def _install_error_pages(app: Flask) -> None:
     def unavailable(dependency: str, error: BaseException):
         """Redis or the database did not answer: 503, a page in the user's language, one line for
         the operator (no traceback: the cause is outside), and the session left as stored."""
-        session.unavailable = getattr(error, "error", None) or error  # not written back
-        try:
-            db.session.rollback()
-        except Exception:  # the connection is gone: the pool replaces it
-            pass
-        outage_log.error("dependency unavailable: answered 503", extra={
-            "event": "dependency_unavailable", "dependency": dependency, "path": request.path,
-            "error": repr(getattr(error, "error", None) or error)[:300]})
+        cause = getattr(error, "error", None) or error
+        session.unavailable = cause  # not written back
+        note_unavailable(dependency, cause, request.path)
         body, status = page(503, ERROR_MESSAGES[503], f"{dependency}_unavailable")
         return body, status, {"Retry-After": "30"}
 

@@ -10,8 +10,6 @@ of the provider's own class, and its answer gets the same security headers as ev
 
 from __future__ import annotations
 
-import logging
-
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from flask import g, jsonify
@@ -25,8 +23,7 @@ from idp.models.accounts import ACTIVE
 from idp.oauth import claims as claim_sets
 from idp.oauth import userinfo_cache
 from idp.oauth.server import verify_access_token
-
-log = logging.getLogger("idp.ops")
+from idp.ops.health import note_unavailable
 
 
 def userinfo(app, request):
@@ -136,13 +133,7 @@ class BareEndpoints:
     def _unavailable(self, request, dependency: str, error: BaseException):
         """What idp/__init__.py's 503 page says, for an API: nothing was issued or spent (the
         transaction is rolled back), and the client may try again."""
-        try:
-            db.session.rollback()
-        except Exception:  # the connection is gone: the pool replaces it
-            pass
-        log.error("dependency unavailable: answered 503", extra={
-            "event": "dependency_unavailable", "dependency": dependency, "path": request.path,
-            "error": repr(error)[:300]})
+        note_unavailable(dependency, error, request.path)
         response = jsonify(error="temporarily_unavailable",
                            error_description="The service is temporarily unavailable. Please try again later.")
         response.status_code = 503
