@@ -81,9 +81,9 @@ class StoreSessionInterface(SessionInterface):
             except Exception as error:
                 if unavailable_dependency(error) is None:
                     raise
-                # Raised here, Flask would answer with its bare 500 before any handler runs:
-                # the request goes on with an empty session marked so, refused by
-                # refuse_without_session, the first thing every request does.
+                # Not raised here (the request would then have no session for the error page
+                # to use): it goes on with an empty session marked so, and
+                # refuse_without_session, the first thing every request does, answers 503.
                 unread = ServerSession(sid=sid)
                 unread.unavailable = error
                 return unread
