@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+import jwt
 import pytest
 import redis
 
@@ -151,8 +152,6 @@ def test_a_key_rotated_through_one_instance_is_served_by_both_within_the_key_cac
     # A token signed with the new key by either instance is accepted by both.
     for signer in (a, b):
         tokens = exchange(signer.base, client, Visitor(signer.base).authorize(client)).json()
-        import jwt
-
         assert jwt.get_unverified_header(tokens["access_token"])["kid"] in rotated
         for instance in (a, b):
             assert userinfo(instance.base, tokens["access_token"]).status_code == 200
