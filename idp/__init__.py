@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, render_template, request
+from flask import Flask, render_template, request, session
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
@@ -26,7 +26,9 @@ from idp.services.mail import create_mail_sender
 from idp.services.sms import create_sms_sender
 from idp.services.storage import create_document_storage
 from idp.services.verifier import create_verifier
-from idp.sessions import StoreSessionInterface
+from idp.errors import unavailable_dependency
+from idp.ops.health import note_unavailable
+from idp.sessions import StoreSessionInterface, refuse_without_session
 from idp.settings import load_settings
 from idp.store import create_store
 
@@ -57,7 +59,8 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
         TEMPLATES_AUTO_RELOAD=False,
     )
     clock = clock or SystemClock()
-    store = create_store(cfg["REDIS_URL"], clock, cfg["REDIS_PREFIX"])
+    store = create_store(cfg["REDIS_URL"], clock, cfg["REDIS_PREFIX"], cfg["REDIS_SENTINEL_ADDRESSES"],
+                         cfg["REDIS_SENTINEL_SERVICE"])
     keyring = Keyring.load(cfg["PII_KEYRING"], create=cfg["ENV"] != "production")
     app.extensions["idp.services"] = Services(
         clock=clock,
@@ -142,6 +145,7 @@ ERROR_MESSAGES = {
     413: _l("What you sent is too large. Please shorten it and try again."),
     429: _l("Too many attempts. Please wait a moment and try again."),
     500: _l("Something went wrong on our side. Please try again later."),
+    503: _l("The service is temporarily unavailable. Please try again in a few minutes; nothing was changed."),
 }
 
 
@@ -149,6 +153,31 @@ def _install_error_pages(app: Flask) -> None:
     def page(status: int, message: str, reason: str):
         body = render_template("errors/error.html", status=status, message=message, reason=reason)
         return body, status
+
+    def unavailable(dependency: str, error: BaseException):
+        """Redis or the database did not answer: 503, a page in the user's language, one line for
+        the operator (no traceback: the cause is outside), and the session left as stored."""
+        cause = getattr(error, "error", None) or error
+        session.unavailable = cause  # not written back
+        note_unavailable(dependency, cause, request.path)
+        body, status = page(503, ERROR_MESSAGES[503], f"{dependency}_unavailable")
+        return body, status, {"Retry-After": "30"}
+
+    @app.before_request
+    def refuse_without_a_session():
+        if request.endpoint != "static":
+            refuse_without_session()
+
+    # First of all, before the CSRF check (which needs the session).
+    app.before_request_funcs[None].insert(0, app.before_request_funcs[None].pop())
+
+    plain_log_exception = app.log_exception
+
+    def log_exception(exc_info):
+        if unavailable_dependency(exc_info[1]) is None:
+            plain_log_exception(exc_info)
+
+    app.log_exception = log_exception
 
     @app.errorhandler(CSRFError)
     def csrf_failed(error):
@@ -161,6 +190,10 @@ def _install_error_pages(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error):
         status = error.code or 500
+        original = getattr(error, "original_exception", None)
+        dependency = unavailable_dependency(original) if original is not None else None
+        if dependency:  # raised while writing the session back, after the view
+            return unavailable(dependency, original)
         if status == 413:
             refused_as_too_large(app, request.path)
         body, status = page(status, ERROR_MESSAGES.get(status, ERROR_MESSAGES[400]), f"http_{status}")
@@ -170,6 +203,9 @@ def _install_error_pages(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error):
+        dependency = unavailable_dependency(error)
+        if dependency:
+            return unavailable(dependency, error)
         app.logger.exception("unhandled error")
         db.session.rollback()
         return page(500, ERROR_MESSAGES[500], "server_error")

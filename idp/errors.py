@@ -31,3 +31,37 @@ class Refused(Exception):
         super().__init__(message if message is not None else f"{field}: {reason}" if field else reason)
         self.reason = reason
         self.field = field
+
+
+class Unavailable(Exception):
+    """A service the provider needs (``dependency``: ``store`` — Redis — or ``database``) did not
+    answer. Never a refusal: nothing the user did is wrong, nothing was changed, and the same
+    request will work once the service is back. Answered 503 (a page in the user's language, or
+    JSON ``temporarily_unavailable``), with one log line for the operator and no traceback."""
+
+    def __init__(self, dependency: str, error: BaseException | None = None) -> None:
+        super().__init__(f"{dependency} unavailable: {error!r}"[:300])
+        self.dependency = dependency
+        self.error = error
+
+
+def unavailable_dependency(error: BaseException) -> str | None:
+    """``store`` or ``database`` when ``error`` says that service did not answer, else None.
+
+    Redis: a refused or lost connection, a timeout, a server still loading its data, or a master
+    demoted to replica by a failover (writes refused until the client finds the new master).
+    The database: SQLAlchemy's OperationalError (connection refused or lost, the server
+    shutting down or restarting) and its pool timing out."""
+    if isinstance(error, Unavailable):
+        return error.dependency
+    import redis.exceptions
+    import sqlalchemy.exc
+
+    if isinstance(error, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                          redis.exceptions.ReadOnlyError)):
+        return "store"
+    if isinstance(error, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.TimeoutError)):
+        return "database"
+    if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+        return "database"
+    return None

@@ -13,6 +13,8 @@ from flask import g, session
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
+from idp.errors import Unavailable, unavailable_dependency
+
 COOKIE_NAME = "idp_session"
 _KEY = "session:"
 # An unchanged session is written back (to slide its idle expiry) at most this often, so that
@@ -36,6 +38,9 @@ class ServerSession(CallbackDict, SessionMixin):
         self.modified = False
         self.previous_sid: str | None = None
         self.ended = False
+        # The store did not answer when the session was read: the request is answered 503
+        # (idp.errors.Unavailable) and nothing is written back.
+        self.unavailable: BaseException | None = None
 
     @property
     def sid(self) -> str:
@@ -71,12 +76,32 @@ class StoreSessionInterface(SessionInterface):
     def open_session(self, app, request):
         sid = request.cookies.get(COOKIE_NAME)
         if sid and len(sid) < 100:
-            raw = self.store.get(_KEY + sid)
+            try:
+                raw = self.store.get(_KEY + sid)
+            except Exception as error:
+                if unavailable_dependency(error) is None:
+                    raise
+                # Not raised here (the request would then have no session for the error page
+                # to use): it goes on with an empty session marked so, and
+                # refuse_without_session, the first thing every request does, answers 503.
+                unread = ServerSession(sid=sid)
+                unread.unavailable = error
+                return unread
             if raw is not None:
                 return ServerSession(json.loads(raw), sid=sid)
         return ServerSession(new=True)
 
     def save_session(self, app, session: ServerSession, response):
+        if getattr(session, "unavailable", None) is not None:
+            return  # never read: writing it back would overwrite the real one with nothing
+        try:
+            self._save(app, session, response)
+        except Exception as error:
+            if unavailable_dependency(error) is None:
+                raise
+            raise Unavailable("store", error) from error
+
+    def _save(self, app, session: ServerSession, response):
         cookie = dict(
             domain=self.get_cookie_domain(app),
             path=self.get_cookie_path(app),
@@ -111,6 +136,14 @@ class StoreSessionInterface(SessionInterface):
 
     def end_session(self, sid: str) -> None:
         self.store.delete(_KEY + sid)
+
+
+def refuse_without_session() -> None:
+    """Before anything else in a request: a session the store could not read means the store is
+    down, and a page that needs it (every page but the error page itself) is answered 503."""
+    unread = getattr(session, "unavailable", None)
+    if unread is not None:
+        raise Unavailable("store", unread)
 
 
 def current_account():

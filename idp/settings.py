@@ -82,6 +82,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_URL", None, "SQLAlchemy URL; default SQLite under instance/"),
     Setting("REDIS_URL", "memory://", "ephemeral store; memory:// is in-process (one worker)"),
     Setting("REDIS_PREFIX", "idp:", "prefix of every key this provider writes to Redis"),
+    Setting("REDIS_SENTINELS", "", "host:port,host:port of Redis Sentinels: the store then asks them for the master "
+            "of IDP_REDIS_SENTINEL_SERVICE and follows a failover; IDP_REDIS_URL still gives the database number and "
+            "password (docs/deploy.md)"),
+    Setting("REDIS_SENTINEL_SERVICE", "mymaster", "the master's name the Sentinels monitor (IDP_REDIS_SENTINELS)"),
     Setting("SECRET_KEY", None, "signs CSRF tokens; default generated once into instance/"),
     Setting("INSTANCE_DIR", str(PROJECT_ROOT / "instance"), "generated keys, SQLite, SMS outbox"),
     Setting("THEME_DIR", str(PROJECT_ROOT / "themes" / "default"), "templates, static, translations"),
@@ -233,6 +237,7 @@ def _derive(cfg: dict[str, Any]) -> None:
         cfg["PII_KEYRING"] = str(instance / "pii-keyring.json")
     if not cfg["SECRET_KEY"]:
         cfg["SECRET_KEY"] = _instance_secret(instance / "secret_key", cfg["ENV"], cfg["LOG_FORMAT"])
+    cfg["REDIS_SENTINEL_ADDRESSES"] = _sentinels(cfg["REDIS_SENTINELS"], cfg["REDIS_URL"])
     cfg["SECURE_COOKIES"] = cfg["ISSUER"].startswith("https://") or cfg["ENV"] == "production"
     development = cfg["ENV"] == "development"
     if cfg["JOBS_INLINE"] is None:
@@ -241,6 +246,23 @@ def _derive(cfg: dict[str, Any]) -> None:
         cfg["ALLOW_LOOPBACK_HTTP"] = development
     if cfg["MAIL_SENDER"] is None:
         cfg["MAIL_SENDER"] = "outbox" if development else "off"
+
+
+def _sentinels(value: str, redis_url: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` (IPv6 as ``[::1]:26379``) → [(host, port)]."""
+    addresses = []
+    for item in (part.strip() for part in str(value or "").split(",")):
+        if not item:
+            continue
+        host, _, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigurationError(f"IDP_REDIS_SENTINELS: expected host:port[,host:port…], got {item!r}")
+        addresses.append((host, int(port)))
+    if addresses and not redis_url.startswith(("redis://", "rediss://")):
+        raise ConfigurationError("IDP_REDIS_SENTINELS needs IDP_REDIS_URL=redis://… (its database number and "
+                                 "password; the Sentinels name the host)")
+    return addresses
 
 
 def _instance_secret(path: Path, env: str, log_format: str = "text") -> str:

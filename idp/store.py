@@ -143,12 +143,11 @@ return redis.call('HINCRBY', KEYS[1], 'c', 1)
 class RedisStore:
     """Redis-backed store shared by every worker and every provider instance."""
 
-    def __init__(self, url: str, clock: SystemClock | None = None, prefix: str = "idp:") -> None:
-        import redis
-
+    def __init__(self, url: str, clock: SystemClock | None = None, prefix: str = "idp:",
+                 sentinels: list[tuple[str, int]] | None = None, service: str = "mymaster") -> None:
         self.clock = clock or SystemClock()
         self.prefix = prefix
-        self.redis = redis.Redis.from_url(url, socket_timeout=5, health_check_interval=30)
+        self.redis = _client(url, sentinels, service)
         self._add = self.redis.register_script(_ADD)
         self._pop = self.redis.register_script(_POP)
         self._incr = self.redis.register_script(_INCR)
@@ -218,7 +217,7 @@ class RedisStore:
     def subscription(self, channel: str):
         """A redis-py PubSub on ``channel``, returned once Redis has confirmed the subscription:
         whatever is published from then on reaches it."""
-        subscription = self.redis.pubsub()
+        subscription = _Subscription(self.redis.connection_pool)
         try:
             subscription.subscribe(self._k(channel))
             while True:
@@ -242,9 +241,76 @@ class RedisStore:
                 if expiry is not None and float(expiry) > now}
 
 
-def create_store(url: str, clock: SystemClock | None = None, prefix: str = "idp:") -> EphemeralStore:
+# Redis unreachable: a command is tried again twice, 50 then 100 ms later, then fails, so that a
+# request answers "temporarily unavailable" within a fraction of a second instead of redis-py's
+# default of three tries over seconds; a failover's moment without a master is mostly covered.
+_RETRIES = 2
+_CONNECT_TIMEOUT = 2
+
+
+def _client(url: str, sentinels: list[tuple[str, int]] | None, service: str):
+    """A redis-py client on ``url``, or, with ``sentinels``, on the master the Sentinels name for
+    ``service``: each new connection asks them, and a connection to a master that has become a
+    replica (a failover) is dropped, so the next command goes to the new master."""
+    import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.connection import parse_url
+    from redis.retry import Retry
+
+    options = dict(socket_timeout=5, socket_connect_timeout=_CONNECT_TIMEOUT, health_check_interval=30,
+                   retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), _RETRIES),
+                   retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError])
+    if not sentinels:
+        return redis.Redis.from_url(url, **options)
+    from redis.sentinel import Sentinel
+
+    parsed = parse_url(url)
+    credentials = {k: parsed[k] for k in ("username", "password") if parsed.get(k)}
+    if url.startswith("rediss://"):
+        credentials["ssl"] = True
+    sentinel = Sentinel(sentinels, socket_timeout=1, socket_connect_timeout=1)
+    return sentinel.master_for(service, db=int(parsed.get("db") or 0), **credentials, **options)
+
+
+def _subscription_class():
+    from redis.backoff import NoBackoff
+    from redis.client import PubSub
+    from redis.retry import Retry
+
+    class Subscription(PubSub):
+        """A subscription whose connection never retries: a lost subscription must show at once
+        (its follower then asks the store until it has subscribed again and re-read what it
+        missed). The connection goes back to the pool with the pool's retries."""
+
+        def execute_command(self, *args):
+            first = self.connection is None
+            super().execute_command(*args)
+            if first and self.connection is not None:
+                self._pool_retry = self.connection.retry
+                self.connection.retry = Retry(NoBackoff(), 0)
+
+        def reset(self):
+            if self.connection is not None and hasattr(self, "_pool_retry"):
+                self.connection.retry = self._pool_retry
+            super().reset()
+
+    return Subscription
+
+
+def _Subscription(pool):
+    global _SUBSCRIPTION
+    if _SUBSCRIPTION is None:
+        _SUBSCRIPTION = _subscription_class()
+    return _SUBSCRIPTION(pool)
+
+
+_SUBSCRIPTION = None
+
+
+def create_store(url: str, clock: SystemClock | None = None, prefix: str = "idp:",
+                 sentinels: list[tuple[str, int]] | None = None, service: str = "mymaster") -> EphemeralStore:
     if url.startswith("memory://"):
         return MemoryStore(clock)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisStore(url, clock, prefix)
+        return RedisStore(url, clock, prefix, sentinels, service)
     raise ValueError(f"unsupported IDP_REDIS_URL {url!r}")

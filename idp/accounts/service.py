@@ -198,6 +198,12 @@ def create_account(account_type: str, login_name: str, password: str, *,
             db.session.flush()
         if before_commit is not None:
             before_commit(account)
+        # Its audit event goes in the account's own transaction: a process that dies between two
+        # commits must not leave an account the audit log never saw (tests/integration/test_faults.py).
+        signals.account_registered.send(
+            current_app._get_current_object(), subject=account.login_name,
+            details={"account_type": account_type, "status": account.status}, committed_by_sender=True,
+        )
         db.session.commit()
     except IntegrityError:
         # Lost a race with a simultaneous registration: report it at the field that clashed.
@@ -207,10 +213,6 @@ def create_account(account_type: str, login_name: str, password: str, *,
     except BaseException:
         db.session.rollback()
         raise
-    signals.account_registered.send(
-        current_app._get_current_object(), subject=account.login_name,
-        details={"account_type": account_type, "status": account.status},
-    )
     return account
 
 

@@ -16,11 +16,13 @@ from flask import g, jsonify
 from werkzeug.exceptions import HTTPException
 
 from idp import signals
+from idp.errors import unavailable_dependency
 from idp.extensions import db
 from idp.http import add_security_headers, no_store, refused_as_too_large
 from idp.models.accounts import ACTIVE
 from idp.oauth import userinfo_cache
 from idp.oauth.server import verify_access_token
+from idp.ops.health import note_unavailable
 
 
 def userinfo(app, request):
@@ -135,6 +137,16 @@ class BareEndpoints:
             start_response(response.status, response.headers.to_wsgi_list())
             return [b"" if request.method == "HEAD" else response.get_data()]
 
+    def _unavailable(self, request, dependency: str, error: BaseException):
+        """What idp/__init__.py's 503 page says, for an API: nothing was issued or spent (the
+        transaction is rolled back), and the client may try again."""
+        note_unavailable(dependency, error, request.path)
+        response = jsonify(error="temporarily_unavailable",
+                           error_description="The service is temporarily unavailable. Please try again later.")
+        response.status_code = 503
+        response.headers["Retry-After"] = "30"
+        return no_store(response)
+
     def _answer(self, handler, request):
         try:
             return handler(self.app, request)
@@ -148,7 +160,10 @@ class BareEndpoints:
             response = jsonify(error="invalid_request", error_description=error.description)
             response.status_code = error.code or 400
             return no_store(response)
-        except Exception:  # the error page of an API: JSON, logged, nothing half-written kept
+        except Exception as error:  # the error page of an API: JSON, logged, nothing half-written kept
+            dependency = unavailable_dependency(error)
+            if dependency:  # Redis or the database did not answer: fail closed, 503, no traceback
+                return self._unavailable(request, dependency, error)
             self.app.logger.exception("unhandled error")
             db.session.rollback()
             response = jsonify(error="server_error", error_description="Please try again later.")

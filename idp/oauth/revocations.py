@@ -32,6 +32,7 @@ import threading
 import time
 import weakref
 
+from idp.errors import unavailable_dependency
 from idp.store import RedisStore
 
 _KEY = "revoked_jti:"
@@ -213,9 +214,13 @@ def _follow(owner, store, clock, known: dict, cut_offs: dict, live: threading.Ev
                     if forget_at <= now:
                         cut_offs.pop(name, None)
                 purged_at = now
-        except Exception:  # Redis gone, restarting or not delivering: ask the store until subscribed anew
+        except Exception as error:  # Redis gone, restarting or not delivering: ask the store until subscribed anew
             if live.is_set():
-                log.warning("revocation channel lost; asking the store until it is back", exc_info=True)
+                # Redis not answering is an outage, not a bug: one line, no traceback.
+                expected = isinstance(error, ConnectionError) or unavailable_dependency(error) is not None
+                log.warning("revocation channel lost; asking the store until it is back",
+                            exc_info=not expected, extra={"event": "revocation_channel_lost",
+                                                          "error": repr(error)[:300]})
             live.clear()
             if subscription is not None:
                 try:

@@ -49,3 +49,17 @@ def _remember(app, checks: dict[str, str]) -> None:
             log.info("dependency available again", extra={"event": "dependency_available",
                                                           "dependency": dependency})
         state[dependency] = result
+
+
+def note_unavailable(dependency: str, error: BaseException, path: str) -> None:
+    """A request answered 503 because ``dependency`` (``store`` or ``database``) did not answer
+    (idp.errors.Unavailable): its transaction rolled back, so that nothing half-done is kept,
+    and one line for the operator, without a traceback (the cause is outside the provider)."""
+    from idp.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: S110  # nosec B110  # the connection is gone: the pool replaces it
+        pass
+    log.error("dependency unavailable: answered 503", extra={
+        "event": "dependency_unavailable", "dependency": dependency, "path": path, "error": repr(error)[:300]})
