@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from idp.extensions import db, services
+from idp.login.record import Authentication
 from idp.models.accounts import Account
 from idp.models.federation import UpstreamLink
 from idp.models.oauth import SsoSession
@@ -80,8 +81,8 @@ def test_a_first_sign_in_can_create_a_natural_person_account_from_the_upstream_c
     link = db.session.execute(db.select(UpstreamLink)).scalar_one()
     assert (link.issuer, link.subject, link.account_id, link.origin) == (upstream.issuer, sub, account.id, "create")
     signed_in = session_data(app, client)
-    assert signed_in["account_id"] == account.id and signed_in["amr"] == ["fed"]
-    assert signed_in["authentication"]["acr"] == "urn:cn:most:idp:acr:federated"
+    assert signed_in["account_id"] == account.id and signed_in["authentication"]["amr"] == ["fed"]
+    assert Authentication.from_json(signed_in["authentication"]).acr == "urn:cn:most:idp:acr:federated"
     assert account.verification_status == "unverified"  # the upstream did not say verified
     assert [e.details["origin"] for e in audit_events("upstream_linked")] == ["create"]
 
@@ -100,7 +101,7 @@ def test_an_account_made_from_claims_that_lack_the_phone_asks_for_it_before_the_
                                                          "phone": "13700137000"})
     assert done.status_code == 302
     account = db.session.execute(db.select(Account)).scalar_one()
-    assert account.phone == "13700137000" and session_data(app, client)["amr"] == ["fed"]
+    assert account.phone == "13700137000" and session_data(app, client)["authentication"]["amr"] == ["fed"]
 
 
 def test_a_first_sign_in_links_an_existing_account_only_with_its_password(app, client, upstream):
@@ -115,7 +116,7 @@ def test_a_first_sign_in_links_an_existing_account_only_with_its_password(app, c
     link = db.session.execute(db.select(UpstreamLink)).scalar_one()
     assert (link.account_id, link.subject, link.origin) == (mine.id, sub, "link")
     assert session_data(app, client)["account_id"] == mine.id
-    assert session_data(app, client)["amr"] == ["fed"]
+    assert session_data(app, client)["authentication"]["amr"] == ["fed"]
 
 
 def test_linking_keeps_the_lockout_of_the_password_check(app, client, upstream):
@@ -164,7 +165,7 @@ def test_a_later_sign_in_goes_straight_through(app, client, upstream):
     assert "account_id" not in session_data(app, client)
     again = national_sign_in(client, upstream)
     assert again.status_code == 302 and not again.headers["Location"].endswith("/first")
-    assert session_data(app, client)["amr"] == ["fed"]
+    assert session_data(app, client)["authentication"]["amr"] == ["fed"]
     assert _counts() == (1, 1)
 
 
