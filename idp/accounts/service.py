@@ -198,14 +198,11 @@ def create_account(account_type: str, login_name: str, password: str, *,
             db.session.flush()
         if before_commit is not None:
             before_commit(account)
-        db.session.commit()
     except IntegrityError:
         # Lost a race with a simultaneous registration: report it at the field that clashed.
+        # The unit of work is lost with it (the request answers with the refusal).
         db.session.rollback()
         _raise_clash(key, uscc, doc_key)
-        raise
-    except BaseException:
-        db.session.rollback()
         raise
     signals.account_registered.send(
         current_app._get_current_object(), subject=account.login_name,
@@ -241,7 +238,7 @@ def register(account_type: str, fields: dict, sms_code: str) -> Account:
         return create_account(account_type, fields["login_name"], fields["password"], before_commit=spend,
                               **profile)
     except _CodeSpentMeanwhile as gone:
-        # Announced only now, after the rollback: the audit log commits its own write.
+        # The account is abandoned (the request rolls back); the rejection is kept (idp.unit_of_work).
         code_rejected(phone, SMS_PURPOSE_REGISTER, gone.reason)
         raise FieldError(gone.field, gone.reason) from None
     except FieldError as refused:
@@ -346,7 +343,7 @@ def update_profile(account: Account, fields: dict) -> list[str]:
         db.session.flush()
         if account.account_type == NATURAL:
             _write_document_key(account, doc_key)
-        db.session.commit()
+            db.session.flush()
     except IntegrityError:
         db.session.rollback()
         if uscc and _uscc_taken(uscc, except_id=account.id):
@@ -373,5 +370,5 @@ def change_password(account: Account, new_password: str) -> None:
     account.password_hash = hashing.hash(new_password)
     account.password_changed_at = services().clock.now()
     account.must_change_password = False
-    db.session.commit()
+    db.session.flush()
     signals.password_changed.send(current_app._get_current_object(), subject=account.login_name)
