@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from contextlib import contextmanager
 
 from collections.abc import Callable
 
@@ -128,19 +129,26 @@ def _write_kept(writes) -> None:
         log.exception("could not write %d kept record(s)", len(writes))
 
 
+@contextmanager
+def unit():
+    """One unit of work in the current application context: committed when the block ends,
+    rolled back when it raises; what was kept is written either way."""
+    begin()
+    try:
+        yield
+    except BaseException:
+        end(commit=False)
+        raise
+    end(commit=True)
+
+
 def command(fn):
     """A CLI command that runs in an application context as one unit of work: it commits when
     the command returns, rolls back when it raises (a usage error, a refusal)."""
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        begin()
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException:
-            end(commit=False)
-            raise
-        end(commit=True)
-        return result
+        with unit():
+            return fn(*args, **kwargs)
 
     return with_appcontext(run)

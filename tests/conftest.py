@@ -190,7 +190,9 @@ def make_account(account_type: str = "natural", login_name: str = "zhang_san", p
         profile.setdefault("org_region", "domestic")
     profile.setdefault("name", "张三")
     profile.setdefault("phone", "13800138000")
-    return create_account(account_type, login_name, password, **profile)
+    account = create_account(account_type, login_name, password, **profile)
+    db.session.commit()  # the service only flushes; the test's setup is a unit of its own
+    return account
 
 
 def reason_of(response) -> str | None:
