@@ -121,16 +121,20 @@ _WRITTEN = "idp.signing_keys_written"
 
 
 def _written_in(session: Session) -> None:
-    """The cache holds what this unit wrote: forget it now, and again when the unit ends (a
-    rollback takes the keys away; after a commit, every process reloads)."""
+    """The cache is loaded again now, with what this unit wrote; a rollback takes the keys away
+    and the cache forgets them then too (a commit keeps them: other processes reload)."""
     invalidate()
     session.info[_WRITTEN] = True
-    for name in ("after_commit", "after_soft_rollback"):
-        if not event.contains(Session, name, _unit_ended):
-            event.listen(Session, name, _unit_ended)
+    for name, listener in (("after_commit", _committed), ("after_soft_rollback", _rolled_back)):
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)
 
 
-def _unit_ended(session: Session, *_) -> None:
+def _committed(session: Session) -> None:
+    session.info.pop(_WRITTEN, None)
+
+
+def _rolled_back(session: Session, previous_transaction) -> None:
     if session.info.pop(_WRITTEN, False):
         invalidate()
 
