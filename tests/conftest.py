@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from flask import g, has_app_context, request_started
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from idp import create_app
@@ -101,18 +102,7 @@ def app(settings, clock):
 
     request_started.connect(fresh_g, app)
 
-    # What the test wrote itself before a request (accounts, clients made through the services,
-    # which only flush: idp.unit_of_work) is a unit of work of its own, committed as a command's
-    # would be, before any request is served (through Flask or in front of it, idp.oauth.bare).
-    served = app.wsgi_app
-
-    def test_work_committed_first(environ, start_response):
-        # The test's own thread (a live server's threads have no application context).
-        if has_app_context() and db.session().in_transaction():
-            db.session.commit()
-        return served(environ, start_response)
-
-    app.wsgi_app = test_work_committed_first
+    app.test_client_class = CommittingClient
     with app.app_context():
         _empty_tables()
         store = services().store
@@ -123,6 +113,17 @@ def app(settings, clock):
         yield app
         db.session.remove()
         db.engine.dispose()
+
+
+class CommittingClient(FlaskClient):
+    """What the test wrote itself before a request (accounts, clients made through the services,
+    which only flush: idp.unit_of_work) is a unit of work of its own, committed as a command's
+    would be, before any request is served (through Flask or in front of it, idp.oauth.bare)."""
+
+    def open(self, *args, **kwargs):
+        if has_app_context() and db.session().in_transaction():
+            db.session.commit()
+        return super().open(*args, **kwargs)
 
 
 def _empty_tables() -> None:
