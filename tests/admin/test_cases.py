@@ -448,8 +448,9 @@ def test_a_failing_handler_leaves_the_case_pending(app, staff_member, monkeypatc
     reviewer = staff_member("reviewer")
     case = cases.open_case("appeal")
     db.session.commit()
-    cases.claim(case, reviewer)
-    with pytest.raises(RuntimeError):
+    with unit_of_work.unit():  # each as its request runs it: the failure's rolls back
+        cases.claim(case, reviewer)
+    with pytest.raises(RuntimeError), unit_of_work.unit():
         cases.approve(case, reviewer)
     assert fresh(case).state == PENDING and fresh(case).decided_at is None
 
