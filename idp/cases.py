@@ -341,7 +341,8 @@ def rejection_reason(account: Account) -> str | None:
 
 
 def _audit(action: str, case: ReviewCase, staff: StaffUser, outcome: str = "success", **details) -> None:
-    # The audit subscriber commits: only ever sent once our own transaction has ended.
+    # In the decision's transaction; a refusal (outcome "refused") is kept although the request
+    # rolls back (idp.unit_of_work).
     signals.staff_action.send(
         current_app._get_current_object(), subject=f"case:{case.id}", actor=staff.login, outcome=outcome,
         details={"action": action, "case_id": case.id, "case_type": case.case_type, **details},
