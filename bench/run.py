@@ -53,8 +53,11 @@ README = ROOT / "README.md"
 
 SCENARIOS = ["discovery", "jwks", "client_credentials", "refresh_token", "userinfo", "introspection", "login"]
 CONCURRENCY = [1, 8, 32]
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/idp_bench"
-OUR_REDIS_DB, PEER_REDIS_DB = 14, 13
+# BENCH_DATABASE / BENCH_REDIS_DB: another database name and Redis db for ours, so that two
+# sessions on one machine can measure at the same time without dropping each other's database.
+BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "idp_bench")
+PG_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{BENCH_DATABASE}"
+OUR_REDIS_DB, PEER_REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "14")), 13
 REDIRECT_URI = "http://127.0.0.1:9/cb"
 USER, PASSWORD, USER_NAME = "bench_user", "Bench-pass1!", "测试"
 RESOURCE = "urn:idp:bench:api"
@@ -130,7 +133,7 @@ def ensure_redis() -> None:
     raise SystemExit("Redis did not start on 127.0.0.1:6379")
 
 
-def fresh_database(name: str = "idp_bench") -> None:
+def fresh_database(name: str = BENCH_DATABASE) -> None:
     import psycopg
 
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
@@ -258,7 +261,7 @@ def idp(env: dict, *args: str) -> dict:
     return json.loads(lines[-1]) if lines else {}
 
 
-def setup_ours(env: dict, database: str = "idp_bench", redis_db: int | None = OUR_REDIS_DB) -> dict:
+def setup_ours(env: dict, database: str = BENCH_DATABASE, redis_db: int | None = OUR_REDIS_DB) -> dict:
     """A fresh database ``database`` and (unless ``redis_db`` is None: a caller with a key prefix
     of its own, bench/soak.py) an emptied Redis db, then the client and the user."""
     fresh_database(database)
@@ -825,7 +828,7 @@ def main() -> int:
     try:
         our_port = free_port()
         env = our_env(our_port, instance)
-        log("setting up our provider (fresh database idp_bench, client, user)")
+        log(f"setting up our provider (fresh database {BENCH_DATABASE}, client, user)")
         client = setup_ours(env)
         argon = argon2_params(env)
         results["meta"]["argon2"] = argon

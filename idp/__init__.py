@@ -12,7 +12,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from idp import accounts, admin, audit, cases, delegations, dev, federation, login, oauth, ops, portal, recovery, signals, verification
+from idp import (accounts, admin, audit, cases, delegations, dev, federation, login, oauth, ops, portal, recovery, signals,
+                 unit_of_work, verification)
 from idp.clock import SystemClock
 from idp.extensions import Services, babel, csrf, db, migrate
 from idp.http import IdpRequest, add_security_headers, refused_as_too_large
@@ -79,6 +80,7 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
     app.session_interface = StoreSessionInterface(store, cfg["SESSION_LIFETIME"], clock)
 
     db.init_app(app)
+    unit_of_work.init_app(app)  # one commit per request, at its end
     changes.install()
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     csrf.init_app(app)

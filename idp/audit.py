@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import g, has_app_context, has_request_context, request, session
 from sqlalchemy import insert
 
+from idp import unit_of_work
 from idp.extensions import db, services
 from idp.models.audit import AuditEvent
-from idp.signals import SECURITY_EVENTS
+from idp.signals import KEPT_EVENTS, SECURITY_EVENTS
 
 
 # One prebuilt statement, not an ORM object: every sign-in writes an event, and the unit of
@@ -35,27 +36,32 @@ def unknown_name(typed: str) -> str:
     return UNKNOWN_NAME_PREFIX + services().keyring.index(typed, "typed_login_name")
 
 
-def record(event: str, outcome: str, subject=None, actor=None, details=None, commit: bool = True) -> None:
-    """Write the event and commit it, with whatever the caller has pending: a refused request
-    ends without a commit of its own. ``commit=False`` when the sender commits right after."""
+def record(event: str, outcome: str, subject=None, actor=None, details=None, kept: bool = False) -> None:
+    """Write the event in the current unit of work: committed with the work it describes, or
+    rolled back with it. ``kept``: a refusal written through a short transaction of its own,
+    whatever happens to the work (idp.unit_of_work.keep)."""
     if actor is None and has_request_context():
         actor = session.get("login_name")
-    db.session.execute(_INSERT_EVENT, {
+    row = {
         "event": event,
         "outcome": outcome,
         "subject": None if subject is None else str(subject)[:100],
         "actor": None if actor is None else str(actor)[:100],
         "client_address": client_address(),
         "details": details or None,
-    })
-    if commit:
-        db.session.commit()
+    }
+    if kept:
+        unit_of_work.keep(lambda: db.session.execute(_INSERT_EVENT, row))
+    else:
+        db.session.execute(_INSERT_EVENT, row)
 
 
 def _subscriber(signal):
-    def write(sender, subject=None, outcome="success", details=None, actor=None, committed_by_sender=False, **_):
+    always_kept = signal in KEPT_EVENTS
+
+    def write(sender, subject=None, outcome="success", details=None, actor=None, **_):
         record(signal.name, outcome, subject=subject, actor=actor, details=details,
-               commit=not committed_by_sender)
+               kept=always_kept or outcome != "success")
 
     return write
 

@@ -341,7 +341,8 @@ def rejection_reason(account: Account) -> str | None:
 
 
 def _audit(action: str, case: ReviewCase, staff: StaffUser, outcome: str = "success", **details) -> None:
-    # The audit subscriber commits: only ever sent once our own transaction has ended.
+    # In the decision's transaction; a refusal (outcome "refused") is kept although the request
+    # rolls back (idp.unit_of_work).
     signals.staff_action.send(
         current_app._get_current_object(), subject=f"case:{case.id}", actor=staff.login, outcome=outcome,
         details={"action": action, "case_id": case.id, "case_type": case.case_type, **details},
@@ -349,8 +350,8 @@ def _audit(action: str, case: ReviewCase, staff: StaffUser, outcome: str = "succ
 
 
 def _refusal(case: ReviewCase, login: str) -> str:
-    """Why a conditional update did not touch the case (read after the update failed)."""
-    db.session.rollback()
+    """Why a conditional update did not touch the case (read as stored now: the update
+    touched no row, so nothing of this unit is in it)."""
     db.session.refresh(case)
     if case.state != PENDING:
         return "already_decided"
@@ -382,7 +383,7 @@ def claim(case: ReviewCase, staff: StaffUser) -> ReviewCase:
     )
     if result.rowcount != 1:
         raise _refuse("case_claimed", case, staff, _refusal(case, staff.login))
-    db.session.commit()
+    db.session.flush()
     db.session.refresh(case)
     details = {"taken_over_from": previous} if previous else {}
     _audit("case_claimed", case, staff, **details)
@@ -398,7 +399,7 @@ def release(case: ReviewCase, staff: StaffUser) -> ReviewCase:
     )
     if result.rowcount != 1:
         raise _refuse("case_released", case, staff, _refusal(case, staff.login))
-    db.session.commit()
+    db.session.flush()
     db.session.refresh(case)
     _audit("case_released", case, staff)
     return case
@@ -415,7 +416,7 @@ def note_activity(case: ReviewCase, staff: StaffUser) -> None:
         update(ReviewCase).where(ReviewCase.id == case.id, *_held_by(staff.login))
         .values(claimed_at=now).execution_options(synchronize_session=False)
     )
-    db.session.commit()
+    db.session.flush()
     if result.rowcount:
         db.session.refresh(case)
 
@@ -451,12 +452,8 @@ def _decide(case: ReviewCase, staff: StaffUser, decision: str, reason: str | Non
     if result.rowcount != 1:
         raise _refuse(action, case, staff, _refusal(case, staff.login))
     db.session.expire(case)
-    try:
-        (handler_type.on_approved if decision == APPROVED else handler_type.on_rejected)(case)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
+    (handler_type.on_approved if decision == APPROVED else handler_type.on_rejected)(case)
+    db.session.flush()
     signals.case_decided.send(
         current_app._get_current_object(), subject=f"case:{case.id}", actor=staff.login,
         details={"action": action, "decision": decision, "case_id": case.id, "case_type": case.case_type,

@@ -11,7 +11,7 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from idp import create_app
+from idp import create_app, unit_of_work
 from idp.errors import Refused
 
 
@@ -26,7 +26,11 @@ def _log(message: str) -> None:
 @click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False,
              load_dotenv=False, set_debug_flag=False)
 def main():
-    """Unified identity provider of the science-and-technology government service platform."""
+    """Unified identity provider of the science-and-technology government service platform.
+
+    Each command is one unit of work (``idp.unit_of_work.command``): it commits once when it
+    succeeds and leaves nothing written when it fails; `worker` commits each job, `serve` the
+    signing keys it creates before the workers start."""
 
 
 # --- users -------------------------------------------------------------------------------
@@ -45,7 +49,7 @@ def users():
 @click.option("--email")
 @click.option("--uscc")
 @click.option("--org-name")
-@with_appcontext
+@unit_of_work.command
 def users_create(account_type, login_name, password, name, phone, email, uscc, org_name):
     """Create an account (the password policy and identifier checks apply)."""
     from idp.accounts.service import create_account
@@ -97,7 +101,7 @@ def _staff_action(run, login_name: str) -> None:
 
 @users.command("disable")
 @click.argument("login_name", metavar="LOGIN")
-@with_appcontext
+@unit_of_work.command
 def users_disable(login_name):
     """Disable an account: login refused; its sessions, tokens and codes end at once and its
     clients are told by back-channel logout (the console's 禁用)."""
@@ -109,7 +113,7 @@ def users_disable(login_name):
 
 @users.command("enable")
 @click.argument("login_name", metavar="LOGIN")
-@with_appcontext
+@unit_of_work.command
 def users_enable(login_name):
     """Enable a disabled account: it may sign in again (old tokens stay dead)."""
     from idp.admin import user_service
@@ -120,7 +124,7 @@ def users_enable(login_name):
 @users.command("lock")
 @click.argument("login_name", metavar="LOGIN")
 @click.option("--minutes", type=int, required=True, help="1 to 43200")
-@with_appcontext
+@unit_of_work.command
 def users_lock(login_name, minutes):
     """Lock an account for N minutes: login refused until then; its sessions, tokens and codes
     end at once, as with the console's 锁定."""
@@ -132,7 +136,7 @@ def users_lock(login_name, minutes):
 
 @users.command("unlock")
 @click.argument("login_name", metavar="LOGIN")
-@with_appcontext
+@unit_of_work.command
 def users_unlock(login_name):
     """Lift a lock (staff's or the wrong-password lockout's) and forget the failures counted."""
     from idp.admin import user_service
@@ -143,7 +147,7 @@ def users_unlock(login_name):
 @users.command("verify")
 @click.argument("login_name", metavar="LOGIN")
 @click.option("--json", "as_json", is_flag=True, help='print {"verification_status": …} as JSON')
-@with_appcontext
+@unit_of_work.command
 def users_verify(login_name, as_json):
     """Run the configured real-name verifier on the account's current data, as 保存 in the user
     centre does, and apply its answer."""
@@ -166,7 +170,7 @@ def demo():
 
 
 @demo.command("seed")
-@with_appcontext
+@unit_of_work.command
 def demo_seed():
     """Create the demo accounts of both types (idempotent)."""
     from idp.demo import seed
@@ -200,7 +204,7 @@ def clients():
               default="client_secret_basic")
 @click.option("--client-id", help="a chosen client id (default: random)")
 @click.option("--json", "as_json", is_flag=True, help="print {client_id, client_secret} as JSON")
-@with_appcontext
+@unit_of_work.command
 def clients_create(name, redirect_uris, public, grant_types, scopes, account_types, trusted,
                    post_logout_uris, backchannel_logout_uri, initiate_login_uri, auth_method,
                    client_id, as_json):
@@ -233,7 +237,7 @@ def clients_create(name, redirect_uris, public, grant_types, scopes, account_typ
 
 @clients.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@with_appcontext
+@unit_of_work.command
 def clients_import(files):
     """Create or update clients from declaration files (clients/*.toml); prints new secrets."""
     from idp import clients as registry
@@ -252,7 +256,7 @@ def clients_import(files):
 
 @clients.command("rotate-secret")
 @click.argument("client_id")
-@with_appcontext
+@unit_of_work.command
 def clients_rotate_secret(client_id):
     """A new secret; the old one keeps working for IDP_CLIENT_SECRET_GRACE seconds."""
     from idp import clients as registry
@@ -267,7 +271,7 @@ def clients_rotate_secret(client_id):
 @click.option("--expires-in", type=click.IntRange(1, 365 * 86400), default=86400, show_default=True,
               help="seconds the token stays valid")
 @click.option("--json", "as_json", is_flag=True, help="print {initial_access_token} as JSON")
-@with_appcontext
+@unit_of_work.command
 def clients_initial_token(expires_in, as_json):
     """An initial access token for RFC 7591 dynamic registration: one registration, printed once."""
     from idp import clients as registry
@@ -288,7 +292,7 @@ def keys():
 
 
 @keys.command("rotate")
-@with_appcontext
+@unit_of_work.command
 def keys_rotate():
     """Publish new signing keys; old ones stay in the JWKS until their tokens expire."""
     from idp import signals
@@ -314,11 +318,10 @@ def worker(once, interval):
     from idp.oauth import backchannel  # noqa: F401  (registers its job handler)
 
     from idp.delegations import service as delegations_service
-    from idp.extensions import db
 
     while True:
-        if delegations_service.note_expiries():  # audit and back-channel logout of expiries
-            db.session.commit()
+        with unit_of_work.unit():
+            delegations_service.note_expiries()  # audit and back-channel logout of expiries
         ran = jobs.run_due()
         if ran:
             _log(f"ran {ran} job(s)")
@@ -361,37 +364,31 @@ def _delegation_json(d) -> dict:
 @click.option("--client", "client_ids", multiple=True, help="a client id (repeat); none: every system that allows the delegation scope")
 @click.option("--until", "until", help="last day of validity, YYYY-MM-DD; none: no end")
 @click.option("--json", "as_json", is_flag=True, help="print {delegation_id} as JSON")
-@with_appcontext
+@unit_of_work.command
 def delegations_grant(unit_login, person_login, client_ids, until, as_json):
     """Record an authorisation (already accepted: an operator records a signed paper one)."""
     from idp.delegations import service
-    from idp.extensions import db
 
     unit, person = _account_named(unit_login), _account_named(person_login)
     try:
         terms = service.Terms(tuple(client_ids) or None, None, service.parse_day(until, "until"))
         delegation, _ = service.grant(unit, person, terms, source=service.SOURCE_CLI, actor="cli")
     except Refused as error:
-        db.session.rollback()
         raise click.ClickException(str(error)) from None
-    db.session.commit()
     _emit({"delegation_id": delegation.id}) if as_json else _log(f"granted {delegation.id}")
 
 
 @delegations.command("revoke")
 @click.argument("delegation_id")
-@with_appcontext
+@unit_of_work.command
 def delegations_revoke(delegation_id):
     """End an authorisation: every token issued while acting under it stops working at once."""
     from idp.delegations import service
-    from idp.extensions import db
 
     try:
         service.revoke(service.find(delegation_id), actor="cli")
     except Refused as error:
-        db.session.rollback()
         raise click.ClickException(str(error)) from None
-    db.session.commit()
     service.deliver_inline()
     _emit({"delegation_id": delegation_id, "status": "revoked"})
 
@@ -400,7 +397,7 @@ def delegations_revoke(delegation_id):
 @click.option("--unit", "unit_login")
 @click.option("--person", "person_login")
 @click.option("--json", "as_json", is_flag=True)
-@with_appcontext
+@unit_of_work.command
 def delegations_list(unit_login, person_login, as_json):
     """The authorisations of a unit or of a person (one JSON list)."""
     from idp.delegations import service
@@ -428,7 +425,7 @@ def admin():
 @click.option("--role", type=click.Choice(["superadmin", "client_manager", "reviewer", "support"]),
               required=True)
 @click.option("--name")
-@with_appcontext
+@unit_of_work.command
 def admin_create(login_name, role, name):
     """Create a staff account; prints its one-time enrolment URL (last line)."""
     from idp.admin import staff as staff_service
@@ -451,7 +448,7 @@ def pii():
 
 @pii.command("rotate-key")
 @click.option("--retire-old", is_flag=True, help="drop older keys once every row is re-encrypted")
-@with_appcontext
+@unit_of_work.command
 def pii_rotate_key(retire_old):
     """Make a new encryption key active and re-encrypt every personal field with it."""
     from idp.security.key_rotation import rotate_pii_key

@@ -202,7 +202,7 @@ def create(spec: ClientSpec, secret: str | None = None, actor: str | None = None
     else:
         secret = None
     db.session.add(client)
-    db.session.commit()
+    db.session.flush()
     signals.client_changed.send(current_app._get_current_object(), subject=client.client_id, actor=actor,
                                 details={"action": "created", "name": client.name})
     return client, secret
@@ -214,7 +214,7 @@ def update(client: Client, spec: ClientSpec, actor: str | None = None) -> Client
     if clash is not None and clash != client.id:
         raise ClientError("name", "duplicate_name")
     _apply(client, spec)
-    db.session.commit()
+    db.session.flush()
     signals.client_changed.send(current_app._get_current_object(), subject=client.client_id, actor=actor,
                                 details={"action": "updated"})
     return client
@@ -227,7 +227,7 @@ def rotate_secret(client: Client, actor: str | None = None) -> str:
     client.previous_secret_expires_at = services().clock.now() + timedelta(
         seconds=current_app.config["CLIENT_SECRET_GRACE"])
     client.secret_hash = hash_secret(secret)
-    db.session.commit()
+    db.session.flush()
     signals.client_changed.send(current_app._get_current_object(), subject=client.client_id, actor=actor,
                                 details={"action": "secret_rotated"})
     return secret
@@ -261,7 +261,7 @@ def import_declaration(spec: ClientSpec, secret: str | None = None) -> tuple[Cli
     update(existing, spec)
     if secret:
         existing.secret_hash = hash_secret(secret)
-        db.session.commit()
+        db.session.flush()
     return existing, secret
 
 
@@ -379,7 +379,7 @@ def _store_logo(client: Client, png: bytes, actor: str | None) -> None:
     old = client.logo_file
     client.logo_file = name
     client.logo_uri = logo_url(client)
-    db.session.commit()
+    db.session.flush()
     _remove_logo_file(old)
     signals.client_changed.send(current_app._get_current_object(), subject=client.client_id, actor=actor,
                                 details={"action": "logo_changed"})
@@ -410,11 +410,11 @@ def edit(client: Client, spec: ClientSpec, actor: str, logo: bytes | None = None
     secret = None
     if client.is_public and (client.secret_hash or client.previous_secret_hash):
         client.secret_hash = client.previous_secret_hash = client.previous_secret_expires_at = None
-        db.session.commit()
+        db.session.flush()
     elif not client.is_public and client.secret_hash is None:
         secret = secrets.token_urlsafe(32)
         client.secret_hash = hash_secret(secret)
-        db.session.commit()
+        db.session.flush()
         signals.client_changed.send(current_app._get_current_object(), subject=client.client_id, actor=actor,
                                     details={"action": "secret_issued"})
     if png is not None:
@@ -437,7 +437,7 @@ def set_enabled(client: Client, enabled: bool, actor: str) -> None:
     if client.enabled == enabled:
         return
     client.enabled = enabled
-    db.session.commit()
+    db.session.flush()
     if not enabled:
         from idp.oauth import storage
 
@@ -453,7 +453,7 @@ def approve(client: Client, actor: str) -> None:
     if client.approved:
         return
     client.approved = True
-    db.session.commit()
+    db.session.flush()
     signals.client_changed.send(current_app._get_current_object(), subject=client.client_id, actor=actor,
                                 details={"action": "approved", "name": client.name})
 
@@ -477,7 +477,7 @@ def delete(client: Client, actor: str) -> None:
     for model in (RefreshToken, Consent, AuthorizationCode):
         db.session.execute(db.delete(model).where(model.client_id == client_id))
     db.session.delete(client)
-    db.session.commit()
+    db.session.flush()
     _remove_logo_file(logo)
     signals.client_changed.send(current_app._get_current_object(), subject=client_id, actor=actor,
                                 details={"action": "deleted", "name": name})
@@ -514,7 +514,7 @@ def _issue_initial_access_token(description: str | None, seconds: int, max_uses:
                              expires_at=services().clock.now() + timedelta(seconds=seconds),
                              max_uses=max_uses, uses=0, revoked=False)
     db.session.add(row)
-    db.session.commit()
+    db.session.flush()
     details = {"action": "initial_access_token_issued", "max_uses": max_uses}
     details.update({"validity_days": seconds // 86400} if seconds % 86400 == 0 else {"validity_seconds": seconds})
     signals.staff_action.send(current_app._get_current_object(), subject=f"initial_access_token:{row.id}",
@@ -543,7 +543,7 @@ def revoke_initial_access_token(row: InitialAccessToken, actor: str) -> None:
     if row.revoked:
         return
     row.revoked = True
-    db.session.commit()
+    db.session.flush()
     signals.staff_action.send(current_app._get_current_object(), subject=f"initial_access_token:{row.id}",
                               actor=actor, details={"action": "initial_access_token_revoked"})
 
@@ -566,7 +566,7 @@ def _spend_initial_access_token(row: InitialAccessToken) -> bool:
                InitialAccessToken.expires_at > services().clock.now())
         .values(uses=InitialAccessToken.uses + 1)
     ).rowcount
-    db.session.commit()
+    db.session.flush()
     return bool(spent)
 
 
@@ -607,7 +607,7 @@ def register_dynamically(spec: ClientSpec, token: InitialAccessToken, client_id:
     client.registration_access_token_hash = hash_secret(registration_token)
     client.registered_dynamically = True
     client.id_token_signed_response_alg = id_token_alg
-    db.session.commit()
+    db.session.flush()
     return client, secret, registration_token
 
 
@@ -645,15 +645,11 @@ def update_dynamically(client: Client, spec: ClientSpec, id_token_alg: str | Non
         spec.logo_uri = client.logo_uri
     spec = validate(spec)
     withdrawn = client.approved and any(getattr(spec, f) != getattr(client, f) for f in CATALOGUE_FIELDS)
-    try:
-        if withdrawn:
-            client.approved = False
-        update(client, spec, actor=f"client:{client.client_id}")
-    except ClientError:
-        db.session.rollback()
-        raise
+    if withdrawn:
+        client.approved = False
+    update(client, spec, actor=f"client:{client.client_id}")  # a ClientError: the request rolls back
     client.id_token_signed_response_alg = id_token_alg
-    db.session.commit()
+    db.session.flush()
     if withdrawn:
         signals.client_changed.send(current_app._get_current_object(), subject=client.client_id,
                                     actor=f"client:{client.client_id}", details={"action": "approval_withdrawn"})

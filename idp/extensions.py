@@ -14,9 +14,9 @@ class Base(DeclarativeBase):
     pass
 
 
-# Objects keep their loaded values after a commit: every write goes through this session, and
-# reloading each row after each commit was a third of a login's SQL (bench/PROFILE.md).
-db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+# SQLAlchemy's default session: objects expire at a commit. A unit of work commits once, at its
+# end (idp.unit_of_work), so nothing reloads rows after a commit within a request any more.
+db = SQLAlchemy(model_class=Base)
 csrf = CSRFProtect()
 migrate = Migrate()
 babel = Babel()

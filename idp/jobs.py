@@ -2,6 +2,10 @@
 
 A handler returns normally when done and raises to be retried later with backoff; after the
 configured number of attempts the job is marked failed (and stays visible for staff).
+
+Units of work (idp.unit_of_work): ``enqueue`` joins the caller's unit (the job exists when the
+work that asked for it is committed); in the worker each job is one unit, committed after it
+ran or failed.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ def register(kind: str, fn: Callable[[dict], None]) -> None:
 def enqueue(kind: str, payload: dict) -> Job:
     job = Job(kind=kind, payload=payload, run_after=services().clock.now())
     db.session.add(job)
-    db.session.commit()
+    db.session.flush()
     if current_app.config["JOBS_INLINE"]:
         run(job)
     return job
@@ -45,10 +49,10 @@ def run(job: Job) -> bool:
         else:
             delay = BACKOFF_SECONDS[min(job.attempts - 1, len(BACKOFF_SECONDS) - 1)]
             job.run_after = now + timedelta(seconds=delay)
-        db.session.commit()
+        db.session.flush()
         return False
     job.done_at = services().clock.now()
-    db.session.commit()
+    db.session.flush()
     return True
 
 
@@ -61,4 +65,5 @@ def run_due(limit: int = 100) -> int:
     ).scalars().all()
     for job in due:
         run(job)
+        db.session.commit()  # each job is a unit of work of its own
     return len(due)

@@ -3,9 +3,10 @@ back-channel logout) subscribe instead of being called inline.
 
 Every signal is sent with keyword arguments ``subject`` (login name or id), ``outcome``
 (success / failure / refused) and optional ``details`` (a JSON-able dict without secrets).
-The audit log commits each event at once, so that a refused request, which commits nothing of
-its own, still leaves its trace; a sender that commits right after passes
-``committed_by_sender=True``, and the event is committed in the sender's transaction.
+The audit log writes an event in the transaction of the work it describes (idp.unit_of_work):
+the request, command or job commits both or neither. A refusal must leave its trace although
+its request rolls back: an event whose outcome is not success, or one of ``KEPT_EVENTS``, is
+written through a short transaction of its own.
 """
 
 from blinker import Namespace
@@ -92,4 +93,13 @@ SECURITY_EVENTS = (
     delegation_revoked, delegation_expired,
     recovery_refused, password_recovered, appeal_submitted, recovery_mail_sent, email_confirmed, mail_unavailable,
     upstream_linked, upstream_unlinked, upstream_login_failed, upstream_logged_out,
+)
+
+# Kept whatever happens to the work around them (idp.unit_of_work.keep): attempts that failed or
+# were refused, and effects outside the database that cannot be rolled back (an SMS sent, clear
+# data shown), whatever their outcome.
+KEPT_EVENTS = (
+    login_failed, account_locked, staff_login_failed, captcha_failed, sms_code_sent, sms_code_refused,
+    sms_code_rejected, sms_unavailable, request_refused, outbound_refused, identity_conflict,
+    personal_data_viewed,
 )

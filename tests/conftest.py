@@ -14,7 +14,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from flask import g, request_started
+from flask import g, has_app_context, request_started
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from idp import create_app
@@ -100,6 +101,8 @@ def app(settings, clock):
         g._get_current_object().__dict__.clear()
 
     request_started.connect(fresh_g, app)
+
+    app.test_client_class = CommittingClient
     with app.app_context():
         _empty_tables()
         store = services().store
@@ -110,6 +113,17 @@ def app(settings, clock):
         yield app
         db.session.remove()
         db.engine.dispose()
+
+
+class CommittingClient(FlaskClient):
+    """What the test wrote itself before a request (accounts, clients made through the services,
+    which only flush: idp.unit_of_work) is a unit of work of its own, committed as a command's
+    would be, before any request is served (through Flask or in front of it, idp.oauth.bare)."""
+
+    def open(self, *args, **kwargs):
+        if has_app_context() and db.session().in_transaction():
+            db.session.commit()
+        return super().open(*args, **kwargs)
 
 
 def _empty_tables() -> None:
@@ -177,7 +191,9 @@ def make_account(account_type: str = "natural", login_name: str = "zhang_san", p
         profile.setdefault("org_region", "domestic")
     profile.setdefault("name", "张三")
     profile.setdefault("phone", "13800138000")
-    return create_account(account_type, login_name, password, **profile)
+    account = create_account(account_type, login_name, password, **profile)
+    db.session.commit()  # the service only flushes; the test's setup is a unit of its own
+    return account
 
 
 def reason_of(response) -> str | None:

@@ -198,29 +198,24 @@ def create_account(account_type: str, login_name: str, password: str, *,
             db.session.flush()
         if before_commit is not None:
             before_commit(account)
-        # Its audit event goes in the account's own transaction: a process that dies between two
-        # commits must not leave an account the audit log never saw (tests/integration/test_faults.py).
-        signals.account_registered.send(
-            current_app._get_current_object(), subject=account.login_name,
-            details={"account_type": account_type, "status": account.status}, committed_by_sender=True,
-        )
-        db.session.commit()
     except IntegrityError:
         # Lost a race with a simultaneous registration: report it at the field that clashed.
+        # The unit of work is lost with it (the request answers with the refusal).
         db.session.rollback()
         _raise_clash(key, uscc, doc_key)
         raise
-    except BaseException:
-        db.session.rollback()
-        raise
+    signals.account_registered.send(
+        current_app._get_current_object(), subject=account.login_name,
+        details={"account_type": account_type, "status": account.status},
+    )
     return account
 
 
 def create_passwordless_account(login_name: str, **profile) -> Account:
     """A natural-person account without a password, made from what another identity provider
     asserted (idp.federation): the same uniqueness rules as ``create_account``; no document
-    (an upstream's document number never opens or finds an account here). Only flushes: the
-    caller commits, and ``account_registered`` is committed with it."""
+    (an upstream's document number never opens or finds an account here). Only flushes:
+    ``account_registered`` is written in the same unit of work."""
     login_name = normalise_login_name(login_name)
     if not is_valid_login_name(login_name):
         raise FieldError("login_name", "invalid_login_name")
@@ -235,7 +230,7 @@ def create_passwordless_account(login_name: str, **profile) -> Account:
         db.session.add(ReviewCase(case_type=REGISTRATION, account_id=account.id, data={"account_type": NATURAL}))
         db.session.flush()
     signals.account_registered.send(
-        current_app._get_current_object(), subject=account.login_name, committed_by_sender=True,
+        current_app._get_current_object(), subject=account.login_name,
         details={"account_type": NATURAL, "status": account.status, "origin": "national_platform"},
     )
     return account
@@ -272,7 +267,7 @@ def register(account_type: str, fields: dict, sms_code: str) -> Account:
         return create_account(account_type, fields["login_name"], fields["password"], before_commit=spend,
                               **profile)
     except _CodeSpentMeanwhile as gone:
-        # Announced only now, after the rollback: the audit log commits its own write.
+        # The account is abandoned (the request rolls back); the rejection is kept (idp.unit_of_work).
         code_rejected(phone, SMS_PURPOSE_REGISTER, gone.reason)
         raise FieldError(gone.field, gone.reason) from None
     except FieldError as refused:
@@ -379,7 +374,7 @@ def update_profile(account: Account, fields: dict) -> list[str]:
         db.session.flush()
         if account.account_type == NATURAL:
             _write_document_key(account, doc_key)
-        db.session.commit()
+            db.session.flush()
     except IntegrityError:
         db.session.rollback()
         if uscc and _uscc_taken(uscc, except_id=account.id):
@@ -406,5 +401,5 @@ def change_password(account: Account, new_password: str) -> None:
     account.password_hash = hashing.hash(new_password)
     account.password_changed_at = services().clock.now()
     account.must_change_password = False
-    db.session.commit()
+    db.session.flush()
     signals.password_changed.send(current_app._get_current_object(), subject=account.login_name)

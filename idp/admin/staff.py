@@ -68,7 +68,7 @@ def create(login: str, role: str, name: str | None = None, created_by: str = "cl
     staff = StaffUser(login=login, role=role, name=name, created_by=created_by)
     token = _new_enrolment(staff)
     db.session.add(staff)
-    db.session.commit()
+    db.session.flush()
     signals.staff_action.send(current_app._get_current_object(), subject=login, actor=created_by,
                               details={"action": "staff_created", "role": role})
     return staff, token
@@ -90,7 +90,7 @@ def reset_enrolment(staff: StaffUser, actor: str) -> str:
     token = _new_enrolment(staff)
     staff.password_hash = None
     staff.recovery_codes = None
-    db.session.commit()
+    db.session.flush()
     signals.staff_action.send(current_app._get_current_object(), subject=staff.login, actor=actor,
                               details={"action": "enrolment_reset"})
     return token
@@ -134,7 +134,7 @@ def complete_enrolment(staff: StaffUser, password: str, code: str) -> list[str]:
     staff.totp_enabled = True
     staff.enrolment_token_hash = None
     staff.enrolment_expires_at = None
-    db.session.commit()
+    db.session.flush()
     signals.staff_enrolled.send(current_app._get_current_object(), subject=staff.login, actor=staff.login)
     return codes
 
@@ -208,10 +208,9 @@ def check_second_factor(staff: StaffUser, code: str) -> str:
         staff.recovery_codes = [h for h in staff.recovery_codes if h != _hash(code)]
         method = "recovery_code"
     else:
-        db.session.commit()
         raise _failed(staff, staff.login, "totp_wrong")
     staff.last_login_at = services().clock.now()
-    db.session.commit()
+    db.session.flush()
     _staff_lockout().clear_failures(str(staff.id))
     signals.staff_login_succeeded.send(current_app._get_current_object(), subject=staff.login,
                                        actor=staff.login, details={"method": method})

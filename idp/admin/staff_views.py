@@ -40,7 +40,7 @@ def set_disabled(staff: StaffUser, disabled: bool, actor: StaffUser) -> None:
     if staff.disabled == disabled:
         return
     staff.disabled = disabled
-    db.session.commit()
+    db.session.flush()
     signals.staff_action.send(current_app._get_current_object(), subject=staff.login, actor=actor.login,
                               details={"action": "staff_disabled" if disabled else "staff_enabled"})
 

@@ -197,7 +197,7 @@ def disable(account: Account, actor: str) -> int:
     if account.status != ACTIVE:
         raise UserServiceError("not_active")
     account.status = DISABLED
-    db.session.commit()
+    db.session.flush()
     ended = _end_everything(account)
     _audited(account, actor, "account_disabled", sessions=ended)
     return ended
@@ -209,12 +209,12 @@ def enable(account: Account, actor: str) -> None:
     if account.status != DISABLED:
         raise UserServiceError("not_disabled")
     account.status = ACTIVE
-    db.session.commit()
+    db.session.flush()
     _audited(account, actor, "account_enabled")
 
 
 def force_password_change(account: Account, actor: str) -> None:
     """At the next sign-in the user must set a new password before anything else."""
     account.must_change_password = True
-    db.session.commit()
+    db.session.flush()
     _audited(account, actor, "password_change_forced")

@@ -21,7 +21,6 @@ from idp.admin import user_service
 from idp.admin.access import current_staff, staff_required
 from idp.delegations import service as delegations
 from idp.delegations.views import STATES as DELEGATION_STATES
-from idp.extensions import db
 from idp.federation import service as federation
 from idp.forms import BaseForm
 from idp.models.accounts import ACTIVE, DISABLED, PENDING_REVIEW
@@ -226,6 +225,5 @@ def remove_upstream_link(sub: str, link_id: int):
             federation.unlink(account, link_id, actor=actor, by_staff=True)
         except federation.LinkRefused as refused:
             raise user_service.UserServiceError(refused.reason) from None
-        db.session.commit()
 
     return _action(sub, run, lambda _outcome: _("The link to the national platform account has been removed."))

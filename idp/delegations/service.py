@@ -20,6 +20,7 @@ one answer, so nothing is revealed), ``lookup_throttled``, ``no_client``, ``clie
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -28,7 +29,7 @@ from flask import current_app
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
-from idp import signals
+from idp import signals, unit_of_work
 from idp.accounts.names import login_name_key, normalise_login_name
 from idp.accounts.service import find_account
 from idp.errors import Refused
@@ -406,7 +407,7 @@ def activate_waiting(unit: Account) -> list[Delegation]:
         row.updated_at = services().clock.now()
         signals.delegation_granted.send(current_app._get_current_object(), subject=unit.login_name,
                                         details={"delegation_id": row.id, "source": row.source,
-                                                 "waited_for_unit": True}, committed_by_sender=True)
+                                                 "waited_for_unit": True})
     return list(rows)
 
 
@@ -442,12 +443,14 @@ def _log_out_systems(delegation_ids: list[str], person: Account | None) -> None:
 
 
 def deliver_inline() -> None:
-    """After the caller's commit: in development (``JOBS_INLINE``) the back-channel logouts
-    queued above are delivered now; in production `idp worker` delivers them."""
+    """In development (``JOBS_INLINE``) the back-channel logouts queued above are delivered
+    when the unit of work has ended (after its commit: the jobs are rows of it); in production
+    `idp worker` delivers them. They are added as rows, not through ``jobs.enqueue``, because a
+    unit's change of status queues them from inside a flush (``_unit_changes``)."""
     if current_app.config["JOBS_INLINE"]:
         from idp import jobs
 
-        jobs.run_due()
+        unit_of_work.keep(jobs.run_due)
 
 
 # -- expiry ----------------------------------------------------------------------------------
@@ -468,9 +471,6 @@ def note_expiries() -> int:
 
 
 # -- the unit's status follows into its authorisations --------------------------------------
-
-_ENDED_UNITS = "idp.delegation.units_ended"
-
 
 def _unit_changes(session: Session, flush_context, instances) -> None:
     """A unit that stops being able to delegate (verification lost, disabled) ends what was
@@ -496,10 +496,7 @@ def _unit_changes(session: Session, flush_context, instances) -> None:
                 ids = list(session.execute(db.select(Delegation.id).filter_by(unit_id=account.id)
                                            .where(Delegation.status.in_(LIVE_STATUSES))).scalars())
             _log_out_systems(ids, None)
-            session.info.setdefault(_ENDED_UNITS, set()).add(account.sub)
-
-
-_ENDED_DELEGATIONS = "idp.delegation.ended"
+            unit_of_work.after_commit(functools.partial(cut_offs.cut_off_represented, account.sub))
 
 
 def _cut_off_after_commit(delegation_id: str) -> None:
@@ -507,24 +504,11 @@ def _cut_off_after_commit(delegation_id: str) -> None:
     the authorisation as active (idp.delegations.service.still_holds, under a shared lock) has
     committed by then, and what it issued is older than the cut-off; and a change rolled back
     cuts nothing off."""
-    db.session.info.setdefault(_ENDED_DELEGATIONS, set()).add(delegation_id)
-
-
-def _after_commit(session: Session) -> None:
-    for sub in session.info.pop(_ENDED_UNITS, set()):
-        cut_offs.cut_off_represented(sub)
-    for delegation_id in session.info.pop(_ENDED_DELEGATIONS, set()):
-        cut_offs.cut_off_delegation(delegation_id)
-
-
-def _forget(session: Session, previous_transaction) -> None:
-    session.info.pop(_ENDED_UNITS, None)
-    session.info.pop(_ENDED_DELEGATIONS, None)
+    unit_of_work.after_commit(functools.partial(cut_offs.cut_off_delegation, delegation_id))
 
 
 def install() -> None:
-    for name, listener in (("before_flush", _unit_changes), ("after_commit", _after_commit),
-                           ("after_soft_rollback", _forget)):
+    for name, listener in (("before_flush", _unit_changes),):
         if not event.contains(Session, name, listener):
             event.listen(Session, name, listener)
 
@@ -534,7 +518,7 @@ def install() -> None:
 def _announce(signal, delegation: Delegation, actor: str | None, **extra) -> None:
     unit = delegation.unit
     signal.send(current_app._get_current_object(), subject=unit.login_name if unit else delegation.unit_uscc,
-                actor=actor, committed_by_sender=True,
+                actor=actor,
                 details={"delegation_id": delegation.id, "person": delegation.person.login_name,
                          "clients": "all" if delegation.all_clients else list(delegation.client_ids),
                          "status": delegation.status, **extra})

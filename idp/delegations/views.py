@@ -97,10 +97,8 @@ def grant():
         person = service.find_person(unit, form.login_name.data, form.name.data)
         delegation, created = service.grant(unit, person, _terms(form), actor=unit.login_name)
     except service.DelegationRefused as error:
-        db.session.rollback()
         return _unit_page(unit, form, 400, message=str(MESSAGES.get(error.reason, MESSAGES["not_found"])),
                           reason=error.reason)
-    db.session.commit()
     flash(_("The person is authorised. They are told by SMS and accept under My information.") if created
           else _("This person was already authorised by your unit: that authorisation was updated, not duplicated."))
     return redirect(url_for("delegations.index"))
@@ -137,7 +135,6 @@ def edit(delegation_id: str):
         service.change(delegation, _terms(form), actor=unit.login_name)
     except service.DelegationRefused as error:
         return _refused(error, "delegations/edit.html", form=form, **context)
-    db.session.commit()
     service.deliver_inline()
     flash(_("The authorisation was changed."))
     return redirect(url_for("delegations.index"))
@@ -152,10 +149,8 @@ def revoke(delegation_id: str):
     try:
         service.revoke(_own(delegation_id, unit), unit=unit)
     except service.DelegationRefused as error:
-        db.session.rollback()
         return _unit_page(unit, DelegationForm(), 400, message=str(MESSAGES.get(error.reason, MESSAGES["not_found"])),
                           reason=error.reason)
-    db.session.commit()
     service.deliver_inline()
     flash(_("The authorisation was revoked: the person can no longer act for your unit."))
     return redirect(url_for("delegations.index"))
@@ -174,10 +169,8 @@ def respond(delegation_id: str, answer: str):
         else:
             service.decline(delegation, person)
     except service.DelegationRefused as error:
-        db.session.rollback()
         return _person_page(person, 400, message=str(MESSAGES.get(error.reason, MESSAGES["not_found"])),
                             reason=error.reason)
-    db.session.commit()
     service.deliver_inline()
     flash(_("You accepted the authorisation.") if answer == "accept" else _("You declined the authorisation."))
     return redirect(url_for("delegations.index"))

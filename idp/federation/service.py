@@ -105,7 +105,7 @@ def _add_link(account: Account, issuer: str, subject: str, origin: str) -> Upstr
     except IntegrityError:
         raise LinkRefused("identity_linked") from None
     signals.upstream_linked.send(current_app._get_current_object(), subject=account.login_name,
-                                 committed_by_sender=True, details={"origin": origin, "issuer": issuer[:100]})
+                                 details={"origin": origin, "issuer": issuer[:100]})
     return link
 
 
@@ -203,6 +203,5 @@ def unlink(account: Account, link_id: int, actor: str | None = None, by_staff: b
     db.session.delete(link)
     db.session.flush()
     signals.upstream_unlinked.send(current_app._get_current_object(), subject=account.login_name, actor=actor,
-                                   committed_by_sender=True,
                                    details={"issuer": link.issuer[:100], "by": "staff" if by_staff else "user"})
     return link

@@ -118,7 +118,6 @@ def callback():
         if refusal:
             return _failed(refusal, status=403)
         service.note_sign_in(link)
-        db.session.commit()
         return _sign_in(account, keep)
     session[FIRST_KEY] = {"sub": claims["sub"], "claims": _claims_kept(claims), "keep": keep,
                           "verified": service.upstream_says_verified(claims, up.verified_claim, up.verified_values),
@@ -177,10 +176,10 @@ def first():
     try:
         if form.choice.data == "create":
             account = service.create_from_claims(up.issuer, data["sub"], data["claims"], data["verified"])
-            if account.status != ACTIVE:
-                db.session.commit()
+            if account.status != ACTIVE:  # made, and waiting for review: said, and committed
                 session.pop(FIRST_KEY, None)
-                return _failed("pending_review", status=403)
+                return render_template("federation/failed.html", reason="pending_review",
+                                       message=FAILURE_MESSAGES.get("pending_review", GENERIC_FAILURE))
         else:
             if not form.login_name.data or not form.password.data:
                 form.error("password", _("Please enter your login name and password."))
@@ -197,8 +196,7 @@ def first():
         db.session.rollback()
         return _first_page(form, data, message=LINK_MESSAGES.get(refused.reason, GENERIC_FAILURE),
                            reason=refused.reason), 409
-    session.pop(FIRST_KEY, None)
-    db.session.commit()  # the account or link stands even if a required action is left half-way
+    session.pop(FIRST_KEY, None)  # the account or link stands even if a required action is left half-way
     return _sign_in(account, data["keep"])
 
 
@@ -248,7 +246,6 @@ def remove(link_id: int):
             abort(404)
         flash(str(LINK_MESSAGES[refused.reason]))
         return redirect(url_for("national.links")), 303
-    db.session.commit()
     flash(_("The link to the national government service platform has been removed."))
     return redirect(url_for("national.links")), 303
 

@@ -110,9 +110,8 @@ def finish(account: Account, methods: tuple[str, ...] = ("pwd",)) -> str:
     signals.login_succeeded.send(
         current_app._get_current_object(), subject=account.login_name, account=account, sid=sid,
         session_key=session.sid, authentication=authentication,
-        details={"account_type": account.account_type}, committed_by_sender=True,
-    )
-    db.session.commit()  # the sign-in, its audit event and its SSO session, together
+        details={"account_type": account.account_type},
+    )  # the sign-in, its audit event and its SSO session: one unit, committed by the request
     return return_to or ""
 
 

@@ -22,7 +22,7 @@ from flask import current_app
 from idp import signals
 from idp.audit import unknown_name
 from idp.accounts.service import find_account  # also imported from here by idp.demo
-from idp.extensions import db, services
+from idp.extensions import services
 from idp.models.accounts import ACTIVE, DISABLED, PENDING_REVIEW, Account
 from idp.security.passwords import hash_kind
 from idp.security.ratelimit import Limit, Lockout
@@ -122,9 +122,8 @@ def authenticate(account_type: str, login_name_key: str, password: str, address:
         account.password_hash = hashing.hash(password)
         signals.password_rehashed.send(
             current_app._get_current_object(), subject=account.login_name,
-            details={"from": previous}, committed_by_sender=True,
+            details={"from": previous},
         )
-        db.session.commit()
     return AuthOutcome(None, account)
 
 

@@ -15,7 +15,7 @@ from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from flask import g, jsonify
 from werkzeug.exceptions import HTTPException
 
-from idp import signals
+from idp import signals, unit_of_work
 from idp.errors import unavailable_dependency
 from idp.extensions import db
 from idp.http import add_security_headers, no_store, refused_as_too_large
@@ -57,14 +57,13 @@ def userinfo(app, request):
 
 
 def token(app, request):
-    """One transaction per token request: the code spent or the refresh token rotated, and
+    """One unit of work per token request: the code spent or the refresh token rotated, and
     what was issued in exchange, are committed together (also when the request fails after the
-    code was spent: a code works once)."""
+    code was spent: a code works once, and a replayed one's revocation stays)."""
     server = app.extensions["idp.oauth_server"]
     oauth_request = server.create_oauth2_request(request)
     response = server.create_token_response(oauth_request)
-    if db.session.registry.has() and db.session().in_transaction():  # client credentials: no session at all
-        db.session.commit()
+    unit_of_work.end(commit=True)
     _announce_token_response(app, request, oauth_request, response)
     return no_store(response)
 
@@ -123,6 +122,7 @@ class BareEndpoints:
         with app.app_context():
             request = app.request_class(environ)
             g.client_address = request.remote_addr  # for the audit log (idp.audit)
+            unit_of_work.begin()
             if request.method in methods:
                 response = self._answer(handler, request)
             else:
@@ -132,6 +132,8 @@ class BareEndpoints:
                     response = no_store(jsonify(error="invalid_request", error_description="Method not allowed."))
                     response.status_code = 405
                 response.headers["Allow"] = ", ".join((*methods, "OPTIONS"))
+            # The token endpoint ended its unit itself; userinfo and introspection write nothing.
+            unit_of_work.end(commit=False)
             add_security_headers(response, self.production)
             # A list, not Werkzeug's iterator: the server sends it in one piece.
             start_response(response.status, response.headers.to_wsgi_list())

@@ -21,6 +21,8 @@ from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey, import_key
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from idp.extensions import db, services
 from idp.models.oauth import SigningKey
@@ -69,17 +71,19 @@ def _create(alg: str) -> SigningKey:
 
 
 def ensure_keys() -> None:
-    """One active key per algorithm (first start). Workers starting together may each create
-    one; they then all keep the oldest and retire the others (still published, so whatever
-    they signed meanwhile verifies)."""
+    """One active key per algorithm (first start: `idp serve` creates them, and commits, before
+    its workers start). Workers starting together may each create one; they then all keep the
+    oldest and retire the others (still published, so whatever they signed meanwhile verifies).
+    Created within a request, the keys are committed with it; a rollback drops them from the
+    cache too."""
     active = {k.alg for k in db.session.execute(db.select(SigningKey).filter_by(active=True)).scalars()}
     missing = [alg for alg in ALGORITHMS if alg not in active]
     for alg in missing:
         _create(alg)
     if missing:
-        db.session.commit()
+        db.session.flush()
         _keep_one_active_per_alg()
-        invalidate()
+        _written_in(db.session())
 
 
 def _retire(row: SigningKey) -> None:
@@ -98,7 +102,7 @@ def _keep_one_active_per_alg() -> None:
         if row.alg in seen:
             _retire(row)
         seen.add(row.alg)
-    db.session.commit()
+    db.session.flush()
 
 
 def rotate(algs=ALGORITHMS) -> list[str]:
@@ -108,9 +112,31 @@ def rotate(algs=ALGORITHMS) -> list[str]:
         for old in db.session.execute(db.select(SigningKey).filter_by(alg=alg, active=True)).scalars():
             _retire(old)
         new.append(_create(alg).kid)
-    db.session.commit()
-    invalidate()
+    db.session.flush()
+    _written_in(db.session())
     return new
+
+
+_WRITTEN = "idp.signing_keys_written"
+
+
+def _written_in(session: Session) -> None:
+    """The cache is loaded again now, with what this unit wrote; a rollback takes the keys away
+    and the cache forgets them then too (a commit keeps them: other processes reload)."""
+    invalidate()
+    session.info[_WRITTEN] = True
+    for name, listener in (("after_commit", _committed), ("after_soft_rollback", _rolled_back)):
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)
+
+
+def _committed(session: Session) -> None:
+    session.info.pop(_WRITTEN, None)
+
+
+def _rolled_back(session: Session, previous_transaction) -> None:
+    if session.info.pop(_WRITTEN, False):
+        invalidate()
 
 
 def invalidate() -> None:

@@ -228,15 +228,20 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def validate_token_request(self):
         """A refresh token is rotated as it is found; a request refused after that (a scope
-        it does not cover) leaves it as it was."""
+        it does not cover) leaves it as it was. A replayed one's revocation stays: the token
+        endpoint commits its unit of work also when it refuses (idp.oauth.bare)."""
+        self._rotated = False
         try:
             super().validate_token_request()
         except OAuth2Error:
-            db.session.rollback()
+            if self._rotated:
+                db.session.rollback()
             raise
 
     def authenticate_refresh_token(self, refresh_token):
-        return storage.spend_refresh_token(refresh_token, self.request.client)
+        row = storage.spend_refresh_token(refresh_token, self.request.client)
+        self._rotated = row is not None
+        return row
 
     def authenticate_user(self, refresh_token):
         return refresh_token.subject

@@ -83,7 +83,7 @@ def end_sso_session(sid: str, reason: str, from_browser: bool = False) -> bool:
     if row is None or row.ended_at is not None:
         return False
     row.ended_at = services().clock.now()
-    db.session.commit()
+    db.session.flush()
     if row.session_key and not from_browser:
         current_app.session_interface.end_session(row.session_key)
     storage.revoke_account_tokens(row.account_id, sid=sid)

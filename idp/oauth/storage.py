@@ -313,7 +313,7 @@ def revoke_family(family_id: str) -> None:
             row.revoked_at = now
         if row.access_jti and row.access_expires_at:
             revoke_access_jti(row.access_jti, row.access_expires_at - services().clock.time())
-    db.session.commit()
+    db.session.flush()
 
 
 # -- cut-offs: the end of every credential of an account or a client ------------------------
@@ -403,7 +403,7 @@ def remember_consent(account_id: int, client_id: str, scopes: list[str]) -> None
     else:
         row.scopes = sorted(set(row.scopes) | set(scopes))
         row.granted_at = services().clock.now()
-    db.session.commit()
+    db.session.flush()
 
 
 def revoke_consent(account_id: int, client_id: str) -> bool:
@@ -413,6 +413,6 @@ def revoke_consent(account_id: int, client_id: str) -> bool:
     if row is None:
         return False
     db.session.delete(row)
-    db.session.commit()
+    db.session.flush()
     revoke_account_tokens(account_id, client_id=client_id)
     return True

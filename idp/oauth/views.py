@@ -21,7 +21,7 @@ from werkzeug.datastructures import MultiDict
 
 from idp import signals
 from idp.delegations import service as delegations
-from idp.extensions import csrf, db, services
+from idp.extensions import csrf, services
 from idp.http import no_store
 from idp.i18n import ui_locales
 from idp.login import interaction
@@ -446,8 +446,7 @@ def answer(auth_req: AuthorizationRequest, *, decision: str | None = None, fresh
         delegations.record_sign_in(acting_for.id, authentication.sid, grant.client.client_id, account.id)
     response = _server().create_authorization_response(
         request=grant.request, grant=grant, grant_user=storage.Grantee(account.id, authentication))
-    sessions.join(authentication.sid, grant.client.client_id)
-    db.session.commit()  # the code and the SSO session's new client, together
+    sessions.join(authentication.sid, grant.client.client_id)  # with the code: one unit, the request's
     location = response.headers.get("Location")
     if location and auth_req.response_mode == "form_post":
         target = urlsplit(location)

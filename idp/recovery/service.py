@@ -394,7 +394,7 @@ def confirm_email(account: Account, code: str) -> None:
         raise FieldProblem("email_code", problem)
     account.email_verified = True
     db.session.flush()
-    signals.email_confirmed.send(_app(), subject=account.login_name, committed_by_sender=True)
+    signals.email_confirmed.send(_app(), subject=account.login_name)
 
 
 # --- after any recovery ----------------------------------------------------------------------
@@ -515,7 +515,6 @@ def submit_appeal(account_type: str, fields: dict, files: dict[str, tuple[str | 
         "documents": documents,
     })
     signals.appeal_submitted.send(_app(), subject=account.login_name if account else mask_phone(phone),
-                                  committed_by_sender=True,
                                   details={"case_id": case.id, "account_type": account_type, "matched": account is not None})
     return case
 

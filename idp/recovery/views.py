@@ -11,7 +11,6 @@ from flask_babel import lazy_gettext as _l
 
 from idp.accounts.views import FIELD_MESSAGES, SEND_MESSAGES, answer_send_code, current_account, login_required
 from idp.audit import client_address
-from idp.extensions import db
 from idp.login import flow
 from idp.login.views import safe_return_to
 from idp.models.accounts import LEGAL, NATURAL
@@ -176,7 +175,6 @@ def _reset_by_code(target):
         if error.reason == "account_disabled":
             return _disabled()
         return _step_two(target, form=form, message=_message(error.reason), reason=error.reason, status=400)
-    db.session.commit()
     service.after_recovery(account, "sms", form.reason.data or "")
     return _finished(account.account_type)
 
@@ -216,7 +214,6 @@ def reset_link(token: str):
     except service.RecoveryError as error:
         return render_template("recovery/link_invalid.html", message=_message(error.reason),
                                reason=error.reason), 410
-    db.session.commit()
     service.after_recovery(link.account, "email", link.reason)
     return _finished(link.account.account_type)
 
@@ -322,7 +319,6 @@ def _submit_appeal(account_type, form, unit=None):
         status = 429 if error.reason == "too_many_appeals" else 409
         return _appeal_page(account_type, form, message=_message(error.reason), reason=error.reason,
                             status=status, unit=unit)
-    db.session.commit()
     session.pop(UNIT, None)
     session["appeal_submitted"] = case.id
     return redirect(url_for("recovery.appeal_submitted"))
@@ -362,7 +358,6 @@ def confirm_email():
                     form.error("email_code", _("Please enter the verification code."))
                     raise service.FieldProblem("email_code", "missing")
                 service.confirm_email(account, form.email_code.data)
-                db.session.commit()
                 flash(_("Your e-mail address is confirmed."))
                 return redirect(url_for("accounts.profile"))
         except service.FieldProblem as problem:

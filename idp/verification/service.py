@@ -40,7 +40,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
-from idp import cases, signals
+from idp import cases, signals, unit_of_work
 from idp.accounts import service as accounts
 from idp.errors import Refused
 from idp.extensions import db, services
@@ -200,7 +200,7 @@ def _announce_resets(session: Session, flush_context) -> None:
     """The audit entry joins the flush's transaction: a rollback takes both away."""
     for login_name, before, fields in session.info.pop(_RESETS, None) or ():
         signals.verification_voided.send(
-            _app(), subject=login_name, committed_by_sender=True,
+            _app(), subject=login_name,
             details={"why": "identity_data_changed", "status_before": before, "fields": fields})
 
 
@@ -228,7 +228,7 @@ def _complete(account: Account) -> bool:
 
 
 def verify_automatically(account: Account) -> str:
-    """Ask the verifier about the account's saved data and apply the answer; commits. Only a
+    """Ask the verifier about the account's saved data and apply the answer. Only a
     match changes the status (a verified account whose data changed is already unverified)."""
     if not _complete(account):
         return INCOMPLETE
@@ -245,7 +245,7 @@ def verify_automatically(account: Account) -> str:
     before = account.verification_status
     if verdict.result == MATCH:
         _mark_verified(account, VERIFIED_AUTO, verifier.method, verdict.reference)
-    db.session.commit()
+    db.session.flush()
     signals.verification_checked.send(
         _app(), subject=account.login_name, outcome="success" if verdict.result == MATCH else "failure",
         details={"result": verdict.result, "status_before": before, "status": account.verification_status},
@@ -266,14 +266,20 @@ def _verified_owner(account: Account, error: accounts.FieldError, fields: dict) 
 
 
 def _open_conflict(account: Account, other: Account, field: str) -> None:
-    already = db.session.execute(select(ReviewCase.id).where(
-        ReviewCase.case_type == IDENTITY_CONFLICT, ReviewCase.state == PENDING,
-        ReviewCase.account_id == account.id)).first()
-    if already is None:
-        cases.open_case(IDENTITY_CONFLICT, account.id, {
-            "field": field, "other_account_id": other.id, "other_login_name": other.login_name,
-            "other_status": other.verification_status})
-        db.session.commit()
+    """The case for staff, kept although the refused save rolls back (idp.unit_of_work.keep)."""
+    account_id, data = account.id, {"field": field, "other_account_id": other.id,
+                                    "other_login_name": other.login_name,
+                                    "other_status": other.verification_status}
+
+    def open_once() -> None:
+        already = db.session.execute(select(ReviewCase.id).where(
+            ReviewCase.case_type == IDENTITY_CONFLICT, ReviewCase.state == PENDING,
+            ReviewCase.account_id == account_id)).first()
+        if already is None:
+            cases.open_case(IDENTITY_CONFLICT, account_id, data)
+            db.session.flush()
+
+    unit_of_work.keep(open_once)
     signals.identity_conflict.send(_app(), subject=account.login_name, outcome="refused",
                                    details={"field": field, "other_account_id": other.id})
 
@@ -317,15 +323,17 @@ def latest_case(account: Account) -> ReviewCase | None:
     ).scalar()
 
 
-def _delete_documents(case: ReviewCase) -> None:
+def _delete_documents_once_committed(case: ReviewCase) -> None:
+    """The case's stored documents go when the unit that stops referring to them commits."""
     storage = services().documents
-    for item in (case.data or {}).get("documents") or []:
-        if isinstance(item, dict) and item.get("key"):
-            storage.delete(item["key"])
+    keys = [item["key"] for item in (case.data or {}).get("documents") or []
+            if isinstance(item, dict) and item.get("key")]
+    unit_of_work.after_commit(lambda: [storage.delete(key) for key in keys])
 
 
 def void_pending(account: Account, why: str) -> bool:
-    """Withdraw the pending review (the data under review changed); commits."""
+    """Withdraw the pending review (the data under review changed); its documents are deleted
+    once that is committed."""
     case = pending_case(account)
     if case is None:
         return False
@@ -333,8 +341,8 @@ def void_pending(account: Account, why: str) -> bool:
     case.reason = why
     case.decided_at = services().clock.now()
     account.verification_status = UNVERIFIED
-    db.session.commit()
-    _delete_documents(case)
+    db.session.flush()
+    _delete_documents_once_committed(case)
     signals.verification_voided.send(_app(), subject=account.login_name,
                                      details={"case_id": case.id, "why": why})
     return True
@@ -373,9 +381,8 @@ def submit_documents(account: Account, files: dict[str, tuple[str | None, bytes]
                                                            "documents": documents})
         account.verification_status = VERIFICATION_PENDING
         account.verification_reason = None
-        db.session.commit()
+        db.session.flush()
     except BaseException:
-        db.session.rollback()
         for item in documents:
             storage.delete(item["key"])
         raise

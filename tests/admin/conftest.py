@@ -9,7 +9,7 @@ import pyotp
 import pytest
 
 from idp.admin import staff as staff_service
-from idp.extensions import services
+from idp.extensions import db, services
 from tests.conftest import csrf_token, solve_captcha
 from tests.oidc.conftest import relying_party
 
@@ -25,6 +25,7 @@ def current_code(app, staff, offset_steps: int = 0) -> str:
 def enrol(app, clock, login: str, role: str):
     staff, token = staff_service.create(login, role)
     staff_service.complete_enrolment(staff, STAFF_PASSWORD, current_code(app, staff))
+    db.session.commit()  # the services only flush: the test's setup is a unit of its own
     clock.advance(30)  # the enrolment code's step is spent; the next sign-in needs a new one
     return staff
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from idp import cases
+from idp import cases, unit_of_work
 from idp.extensions import db
 from idp.models.accounts import ACTIVE, DISABLED, PENDING_REVIEW, Account
 from idp.models.audit import AuditEvent
@@ -265,7 +265,8 @@ def test_two_reviewers_claiming_at_once_leave_exactly_one_holder(app, staff_memb
             case = db.session.get(ReviewCase, case_id)
             barrier.wait()
             try:
-                cases.claim(case, staff)
+                with unit_of_work.unit():  # as the claim's request commits it
+                    cases.claim(case, staff)
                 outcomes.append("claimed")
             except cases.CaseError as error:
                 outcomes.append(error.reason)
@@ -447,8 +448,9 @@ def test_a_failing_handler_leaves_the_case_pending(app, staff_member, monkeypatc
     reviewer = staff_member("reviewer")
     case = cases.open_case("appeal")
     db.session.commit()
-    cases.claim(case, reviewer)
-    with pytest.raises(RuntimeError):
+    with unit_of_work.unit():  # each as its request runs it: the failure's rolls back
+        cases.claim(case, reviewer)
+    with pytest.raises(RuntimeError), unit_of_work.unit():
         cases.approve(case, reviewer)
     assert fresh(case).state == PENDING and fresh(case).decided_at is None
 

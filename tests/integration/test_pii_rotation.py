@@ -13,7 +13,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-from idp import create_app
+from idp import create_app, unit_of_work
 from idp.extensions import db, services
 from idp.models.audit import AuditEvent
 from idp.security.key_rotation import (
@@ -46,10 +46,12 @@ def command(settings, clock):
 
 
 def in_command(command, work):
+    """``work`` as the command runs it: one unit of work (idp.unit_of_work)."""
     db.session.rollback()  # the server's session holds nothing open meanwhile
     with command.app_context():
         try:
-            return work()
+            with unit_of_work.unit():
+                return work()
         finally:
             db.session.remove()
 

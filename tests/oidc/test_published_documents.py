@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from flask import request_started
 
+from idp import unit_of_work
 from idp.oauth import keys
 
 PATHS = ["/.well-known/openid-configuration", "/jwks.json"]
@@ -46,7 +47,7 @@ def test_the_second_answer_is_the_first_one_without_flask(client, flask_requests
 
 def test_rotated_keys_are_published_at_once(app, client):
     before = {k["kid"] for k in client.get("/jwks.json").get_json()["keys"]}
-    with app.app_context():
+    with app.app_context(), unit_of_work.unit():  # as `idp keys rotate` runs it
         new = set(keys.rotate())
     after = {k["kid"] for k in client.get("/jwks.json").get_json()["keys"]}
     assert new <= after and before <= after and new.isdisjoint(before)

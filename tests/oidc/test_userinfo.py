@@ -252,6 +252,7 @@ def verify(account, document_number: str | None = None) -> None:
         account.identity_region = "mainland"
         service.save_profile(account, {"document_number": document_number or "11010519491231002X"})
     assert account.verification_status == "verified_auto"
+    db.session.commit()  # the service only flushes: the test's own unit of work ends here
 
 
 def whole_row_claims(account, scope: str) -> dict:
@@ -383,6 +384,7 @@ def test_a_remembered_token_is_refused_once_its_key_leaves_the_key_set(rp, trust
     token = tokens_for(rp, trusted, "openid")["access_token"]
     assert rp.userinfo(token).status_code == 200 and token in server._verified
     keys.rotate()
+    db.session.commit()  # `idp keys rotate` commits its unit of work
     with app.app_context():
         db.session.execute(db.delete(SigningKey).filter_by(kid=jwt.get_unverified_header(token)["kid"]))
         db.session.commit()

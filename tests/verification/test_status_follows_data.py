@@ -78,6 +78,7 @@ def verified(account: Account) -> Account:
         assert service.save_profile(account, {}).outcome == "matched"
     finally:
         services().verifier = configured
+    db.session.commit()  # the service only flushes: that earlier day's unit of work ends here
     assert account.verification_status == "verified_auto" and user_claims(account, "openid verification").get(
         "verified_claims")
     return account

@@ -175,6 +175,8 @@ def test_identity_change_while_pending_voids_the_case_and_deletes_documents(app,
     keys = [d["key"] for d in case.data["documents"]]
     result = service.save_profile(account, {"name": "张叁"})
     assert result.voided and account.verification_status == "unverified"
+    assert all(services().documents.get(key) for key in keys)  # kept until the unit commits
+    db.session.commit()  # the save's request ends
     db.session.refresh(case)
     assert case.state == "voided"
     for key in keys:
