@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from idp import accounts, admin, audit, cases, dev, login, oauth, ops, portal, signals, verification
+from idp import accounts, admin, audit, cases, dev, legacy, login, oauth, ops, portal, signals, verification
 from idp.clock import SystemClock
 from idp.extensions import Services, babel, csrf, db, migrate
 from idp.http import IdpRequest, add_security_headers, refused_as_too_large
@@ -89,6 +89,7 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
     admin.init_app(app)
     cases.init_app(app)
     verification.init_app(app)
+    legacy.init_app(app)
     if cfg["ENV"] == "development":
         dev.init_app(app)
 

@@ -46,6 +46,8 @@ verification_submitted = _events.signal("verification_submitted")  # documents s
 verification_voided = _events.signal("verification_voided")  # a review or a verification voided by a data change
 identity_conflict = _events.signal("identity_conflict")  # identity data already verified elsewhere
 personal_data_viewed = _events.signal("personal_data_viewed")  # a reviewer saw clear data or a document
+legacy_import_finished = _events.signal("legacy_import_finished")  # a legacy import run ended (idp.legacy)
+legacy_lookup = _events.signal("legacy_lookup")  # a public account lookup (/account-lookup) answered
 outbound_refused = _events.signal("outbound_refused")  # a call to a URL or address the rules forbid (SSRF)
 # Every answer of the token endpoint (subject: the client id as sent; details: grant_type, and
 # error when refused). Not a security event of the audit log (one row per token request would
@@ -59,5 +61,5 @@ SECURITY_EVENTS = (
     session_ended, signing_key_rotated, captcha_failed, sms_code_rejected, sms_unavailable,
     staff_login_succeeded, staff_login_failed, staff_enrolled,
     staff_action, case_decided, verification_checked, verification_submitted, verification_voided,
-    identity_conflict, personal_data_viewed, outbound_refused,
+    identity_conflict, personal_data_viewed, outbound_refused, legacy_import_finished, legacy_lookup,
 )

@@ -16,7 +16,7 @@ from idp.audit import client_address
 from idp.extensions import services
 from idp.security.ratelimit import Limit
 
-PURPOSES = ("login", "sms", "staff")  # staff: the console's sign-in (/admin/login)
+PURPOSES = ("login", "sms", "staff", "lookup")  # staff: the console's sign-in (/admin/login); lookup: /account-lookup
 MINUTE = 60
 
 
