@@ -447,3 +447,55 @@ def real_name_completed(account: Account) -> None:
     """The imported account has completed its real-name data: the required action is done."""
     account.must_complete_real_name = False
     db.session.flush()
+
+
+# --- the staff console's views of the import ------------------------------------------------
+
+PER_PAGE = 50
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list
+    total: int
+    page: int
+    per_page: int = PER_PAGE
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def _paged(query, page: int) -> Page:
+    total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+    page = max(1, page)
+    items = db.session.execute(query.limit(PER_PAGE).offset((page - 1) * PER_PAGE)).all()
+    return Page(items, total, page)
+
+
+def runs(page: int = 1) -> Page:
+    return _paged(sa.select(LegacyImportRun).order_by(LegacyImportRun.id.desc()), page)
+
+
+def run_skips(run_id: int, page: int = 1) -> Page:
+    return _paged(sa.select(LegacyImportSkip).where(LegacyImportSkip.run_id == run_id)
+                  .order_by(LegacyImportSkip.line), page)
+
+
+def imported(kind: str | None = None, outcome: int | None = None, source: str | None = None,
+             login_name: str | None = None, page: int = 1) -> Page:
+    """The import's records with their accounts, newest first, filtered by kind, outcome,
+    source and the beginning of the login name."""
+    query = (sa.select(LegacyImportRecord, Account)
+             .outerjoin(Account, Account.id == LegacyImportRecord.account_id)
+             .order_by(LegacyImportRecord.id.desc()))
+    if kind:
+        query = query.where(LegacyImportRecord.kind == kind)
+    if outcome:
+        query = query.where(LegacyImportRecord.outcome == outcome)
+    if source:
+        query = query.where(LegacyImportRecord.source == source)
+    if login_name:
+        prefix = login_name_key(login_name).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Account.login_name_key.like(prefix + "%", escape="\\"))
+    return _paged(query, page)

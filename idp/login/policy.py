@@ -115,10 +115,13 @@ class Policy:
 
 def required_actions(account) -> list[str]:
     """Actions the account must complete before a sign-in finishes (each a view of the login
-    blueprint, Keycloak's "required actions"); later issues add completing real-name data."""
+    blueprint, Keycloak's "required actions"): a new password; the real-name data an account
+    imported from a legacy system (idp.legacy) must complete at its first sign-in."""
     actions = []
     if account.must_change_password:
         actions.append("update_password")
+    if getattr(account, "must_complete_real_name", False):
+        actions.append("complete_real_name")
     return actions
 
 
@@ -194,7 +197,7 @@ POLICY = Policy((
         Check("account_type_not_allowed", _account_type, "the client does not serve this kind of account"),
     ), error="login_required", interaction="refusal"),
     Prompt("required_actions", (
-        Check("required_actions", _required_actions, "the account has actions to complete (a new password)"),
+        Check("required_actions", _required_actions, "the account has actions to complete (a new password, real-name data)"),
     ), error="interaction_required", interaction="login"),
     Prompt("verification", (
         Check("verification_required", _verification, "the client requires a real-name verified user"),

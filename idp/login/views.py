@@ -15,8 +15,10 @@ from idp.audit import client_address
 from idp.cases import rejection_reason
 from idp.accounts.forms import PASSWORD_MESSAGES, NewPasswordForm
 from idp.accounts.service import FieldError, change_password
+from idp.accounts.views import field_message
+from idp.extensions import db
 from idp.login import flow, handlers, interaction
-from idp.login.forms import LoginForm
+from idp.login.forms import LoginForm, real_name_forms
 from idp.security import captcha, identifiers
 
 bp = Blueprint("login", __name__)
@@ -112,6 +114,37 @@ def update_password():
             return _after_steps(account)
     status = 400 if request.method == "POST" else 200
     return render_template("login/update_password.html", form=form, account=account), status
+
+
+@bp.route("/login/complete-real-name", methods=["GET", "POST"])
+def complete_real_name():
+    """Required action: an account imported from a legacy system completes its real-name data
+    before its first sign-in finishes; saving runs the automatic verification, as 保存 in the
+    user centre does."""
+    account = flow.authenticated_account()
+    if account is None:
+        return redirect(url_for("login.login"))
+    if not account.must_complete_real_name:
+        return _after_steps(account)
+    form_class = real_name_forms()[account.account_type]
+    if request.method == "GET":
+        form = form_class(obj=account)
+        return render_template("login/complete_real_name.html", form=form, account=account)
+    form = form_class()
+    if form.validate():
+        from idp.legacy.service import real_name_completed
+        from idp.verification import service as verification
+
+        fields = {name: f.data for name, f in form._fields.items() if name != "csrf_token"}
+        try:
+            verification.save_profile(account, fields)
+        except FieldError as error:
+            form.error(error.field, field_message(error.reason))
+        else:
+            real_name_completed(account)
+            db.session.commit()
+            return _after_steps(account)
+    return render_template("login/complete_real_name.html", form=form, account=account), 400
 
 
 def _page(form: LoginForm, outcome: handlers.AuthOutcome | None = None):
