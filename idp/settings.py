@@ -108,7 +108,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SESSION_LIFETIME", 28800, "seconds a sign-in session lives without activity", int),
     Setting("ANONYMOUS_SESSION_LIFETIME", 1800, "seconds a session without a sign-in lives without activity",
             int),
-    Setting("LEGACY_IMPORT_BATCH", 1000, "records the legacy import decides and commits together", int),
+    Setting("LEGACY_IMPORT_BATCH", 2000, "records the legacy import decides and commits together", int),
     Setting("LEGACY_TORCH_CLIENTS", "gaoqi,kexiaoqi",
             "client ids of 高企认定 and 科小企评价: a Torch unit held by a person is owed their authorisation"),
     Setting("LOOKUP_MAX_PER_ADDRESS", 20, "account lookups (/account-lookup) one address may make per window", int),

@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import json
 import os
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -201,6 +203,11 @@ def _batch(run, items, summary: Summary, checkpoint, after_batch, dry_run: bool)
     last_line = max(item.line for item in items)
     for attempt in range(MAX_RETRIES):
         try:
+            if _postgres():
+                # A batch need not wait for the disk: should the server crash, the batches it
+                # loses are lost whole (accounts with their records) and the next run decides
+                # them again.
+                db.session.execute(sa.text("SET LOCAL synchronous_commit = off"))
             part = _decide_and_write(run_id, source, digest, items)
             db.session.execute(sa.update(LegacyImportRun).where(LegacyImportRun.id == run_id)
                                .values(last_line=last_line))
@@ -235,6 +242,21 @@ def _candidate_names(record: parser.Record) -> list[str]:
     return [record.key, record.login_name, "HJ-" + record.key.lstrip("+")]
 
 
+def _postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def _one_of(column, values):
+    """``column IN values``; on PostgreSQL ``= ANY(array)``, one parameter however many values
+    (a statement with thousands of placeholders costs more to build and parse than to run)."""
+    values = list(values)
+    if _postgres():
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.bindparam(None, values, type_=ARRAY(sa.String())))
+    return column.in_(values)
+
+
 def _load(source: str, records: list[parser.Record]) -> _Existing:
     keys = {(r.kind, r.key) for r in records}
     found = {}
@@ -244,24 +266,24 @@ def _load(source: str, records: list[parser.Record]) -> _Existing:
             rows = db.session.execute(
                 sa.select(LegacyImportRecord.key, LegacyImportRecord.file_digest, LegacyImportRecord.line)
                 .where(LegacyImportRecord.source == source, LegacyImportRecord.kind == kind,
-                       LegacyImportRecord.key.in_(wanted)))
+                       _one_of(LegacyImportRecord.key, wanted)))
             found.update({(kind, key): (digest, line) for key, digest, line in rows})
     usccs = [r.key for r in records if r.kind == "unit"]
     legal = {}
     if usccs:
         legal = {uscc: (id_, name) for id_, name, uscc in db.session.execute(
             sa.select(Account.id, Account.login_name, Account.uscc)
-            .where(Account.account_type == LEGAL, Account.uscc.in_(usccs)))}
+            .where(Account.account_type == LEGAL, _one_of(Account.uscc, usccs)))}
     name_keys = {login_name_key(name) for r in records for name in _candidate_names(r)}
     names = {key: (id_, type_, name) for id_, type_, name, key in db.session.execute(
         sa.select(Account.id, Account.account_type, Account.login_name, Account.login_name_key)
-        .where(Account.login_name_key.in_(name_keys)))}
+        .where(_one_of(Account.login_name_key, name_keys)))}
     keyring = services().keyring
     phones = {keyring.index(r.key, "phone") for r in records if r.kind == "person"}
     verified = set()
     if phones:
         verified = set(db.session.execute(
-            sa.select(Account.phone_index).where(Account.phone_index.in_(phones),
+            sa.select(Account.phone_index).where(_one_of(Account.phone_index, phones),
                                                  Account.account_type == NATURAL,
                                                  Account.verification_status.in_(VERIFIED_STATUSES))
         ).scalars())
@@ -354,11 +376,7 @@ def _decide_and_write(run_id: int, source: str, digest: str, items: list) -> Sum
             else:
                 decided(record, 1, new_account(record, NATURAL, record.login_name))
 
-    made = {}
-    if accounts:
-        made = {key: id_ for id_, key in db.session.execute(
-            sa.insert(Account).returning(Account.id, Account.login_name_key, sort_by_parameter_order=True),
-            accounts)}
+    made = _insert_accounts(accounts) if accounts else {}
     record_rows = []
     for row in rows:
         record = row["record"]
@@ -379,10 +397,71 @@ def _decide_and_write(run_id: int, source: str, digest: str, items: list) -> Sum
             "authorisation": authorisation,
         })
     if record_rows:
-        db.session.execute(sa.insert(LegacyImportRecord), record_rows)
+        _insert_records(record_rows)
     if skips:
-        db.session.execute(sa.insert(LegacyImportSkip), skips)
+        db.session.connection().execute(LegacyImportSkip.__table__.insert(), skips)
     return part
+
+
+# --- writing a batch ---------------------------------------------------------------------------
+# On PostgreSQL one INSERT … SELECT FROM unnest(arrays) per table and batch: a few parameters
+# whatever the batch's size, so that neither the driver nor the server parses a statement of
+# thousands of placeholders. Elsewhere (SQLite: development, tests) Core's executemany.
+
+_ACCOUNT_COLUMNS = {  # column → PostgreSQL array type
+    "sub": "varchar", "account_type": "varchar", "login_name": "varchar", "login_name_key": "varchar",
+    "password_hash": "varchar", "status": "varchar", "verification_status": "varchar",
+    "must_change_password": "boolean", "name": "varchar", "org_name": "varchar", "uscc": "varchar",
+    "org_region": "varchar", "phone": "text", "phone_index": "varchar", "phone_verified": "boolean",
+    "legacy_source": "varchar", "must_complete_real_name": "boolean", "created_at": "timestamptz",
+    "updated_at": "timestamptz",
+}
+_RECORD_COLUMNS = {
+    "source": "varchar", "kind": "varchar", "key": "varchar", "outcome": "int", "account_id": "int",
+    "login_name": "varchar", "account_type": "varchar", "run_id": "int", "file_digest": "varchar",
+    "line": "int", "created_at": "timestamptz", "authorisation": "json",
+}
+
+
+def _unnest_insert(table: str, columns: dict[str, str], rows: list[dict], returning: str = ""):
+    params, selects, arrays = {}, [], []
+    for n, (name, kind) in enumerate(columns.items()):
+        values = [row[name] for row in rows]
+        if kind == "json":  # passed as text, cast back per value
+            values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+            selects.append(f"CAST(c{n} AS json)")
+            kind = "text"
+        else:
+            selects.append(f"c{n}")
+        params[f"p{n}"] = values
+        arrays.append(f"CAST(:p{n} AS {kind}[])")
+    arrays = ", ".join(arrays)
+    aliases = ", ".join(f"c{n}" for n in range(len(columns)))
+    statement = (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(selects)} "
+                 f"FROM unnest({arrays}) AS t({aliases}){returning}")
+    return db.session.execute(sa.text(statement), params)
+
+
+def _insert_accounts(accounts: list[dict]) -> dict[str, int]:
+    """Inserts the accounts; returns login name key → id."""
+    if not _postgres():
+        table = Account.__table__
+        return {key: id_ for id_, key in db.session.connection().execute(
+            table.insert().returning(table.c.id, table.c.login_name_key), accounts)}
+    keyring = services().keyring
+    for row in accounts:  # what the column types do on the ORM's way
+        row["sub"] = str(uuid.uuid4())
+        if row["phone"]:
+            row["phone"] = keyring.encrypt(row["phone"], "accounts.phone")
+    rows = _unnest_insert("accounts", _ACCOUNT_COLUMNS, accounts, " RETURNING id, login_name_key")
+    return {key: id_ for id_, key in rows}
+
+
+def _insert_records(rows: list[dict]) -> None:
+    if not _postgres():
+        db.session.connection().execute(LegacyImportRecord.__table__.insert(), rows)
+        return
+    _unnest_insert("legacy_import_records", _RECORD_COLUMNS, rows)
 
 
 def _owe_authorisation(person_account_id: int, uscc: str, client_ids: Iterable[str], source: str) -> dict:
