@@ -257,7 +257,7 @@ def _one_of(column, values):
     return column.in_(values)
 
 
-def _load(source: str, records: list[parser.Record]) -> _Existing:
+def _load(source: str, records: list[parser.Record], phone_index: dict[str, str]) -> _Existing:
     keys = {(r.kind, r.key) for r in records}
     found = {}
     for kind in ("unit", "person"):
@@ -278,8 +278,7 @@ def _load(source: str, records: list[parser.Record]) -> _Existing:
     names = {key: (id_, type_, name) for id_, type_, name, key in db.session.execute(
         sa.select(Account.id, Account.account_type, Account.login_name, Account.login_name_key)
         .where(_one_of(Account.login_name_key, name_keys)))}
-    keyring = services().keyring
-    phones = {keyring.index(r.key, "phone") for r in records if r.kind == "person"}
+    phones = {phone_index[r.key] for r in records if r.kind == "person"}
     verified = set()
     if phones:
         verified = set(db.session.execute(
@@ -293,8 +292,10 @@ def _load(source: str, records: list[parser.Record]) -> _Existing:
 def _decide_and_write(run_id: int, source: str, digest: str, items: list) -> Summary:
     part = Summary()
     records = [item for item in items if isinstance(item, parser.Record)]
-    existing = _load(source, records)
     keyring = services().keyring
+    # The keyed hash of each mobile, once (the reserved phone's look-up column).
+    phone_index = {m: keyring.index(m, "phone") for m in {r.mobile for r in records if r.mobile}}
+    existing = _load(source, records, phone_index)
     now = services().clock.now()
     seen: set[tuple[str, str]] = set()
     accounts: list[dict] = []
@@ -319,7 +320,7 @@ def _decide_and_write(run_id: int, source: str, digest: str, items: list) -> Sum
             "org_name": record.name if unit else None,
             "uscc": record.key if unit else None,
             "org_region": "domestic" if unit else None,
-            "phone": record.mobile, "phone_index": keyring.index(record.mobile, "phone") if record.mobile else None,
+            "phone": record.mobile, "phone_index": phone_index.get(record.mobile),
             "phone_verified": False, "legacy_source": source, "must_complete_real_name": True,
             "created_at": now, "updated_at": now,
         })
@@ -365,7 +366,7 @@ def _decide_and_write(run_id: int, source: str, digest: str, items: list) -> Sum
             holder = existing.names.get(login_name_key(record.key))
             if holder is not None and holder[1] == NATURAL:
                 decided(record, 2, login_name_key(record.key))
-            elif keyring.index(record.key, "phone") in existing.verified_phones:
+            elif phone_index[record.key] in existing.verified_phones:
                 decided(record, 4, None)
             elif not free(record.login_name):
                 name = "HJ-" + record.key.lstrip("+")
