@@ -48,8 +48,10 @@ class LegacyImportRun(db.Model):
 class LegacyImportRecord(db.Model):
     __tablename__ = "legacy_import_records"
     __table_args__ = (
-        UniqueConstraint("source", "kind", "key", name="uq_legacy_import_records_key"),
-        Index("ix_legacy_import_records_lookup", "kind", "key"),
+        # The key first: every look-up (the import's, the lookup page's) names keys; with
+        # (source, kind) first a planner with stale statistics (a table growing during the
+        # import) scanned every record of the source for each batch.
+        UniqueConstraint("key", "kind", "source", name="uq_legacy_import_records_key"),
         Index("ix_legacy_import_records_outcome", "kind", "outcome"),
     )
 

@@ -49,9 +49,8 @@ def upgrade():
         sa.Column('line', sa.Integer(), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('authorisation', sa.JSON(), nullable=True),
-        sa.UniqueConstraint('source', 'kind', 'key', name='uq_legacy_import_records_key'),
+        sa.UniqueConstraint('key', 'kind', 'source', name='uq_legacy_import_records_key'),
     )
-    op.create_index('ix_legacy_import_records_lookup', 'legacy_import_records', ['kind', 'key'])
     op.create_index('ix_legacy_import_records_outcome', 'legacy_import_records', ['kind', 'outcome'])
     op.create_index('ix_legacy_import_records_account_id', 'legacy_import_records', ['account_id'])
     op.create_index('ix_legacy_import_records_run_id', 'legacy_import_records', ['run_id'])
