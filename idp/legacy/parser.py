@@ -36,7 +36,7 @@ REQUIRED = {
     "unit": ("password_hash", "name", "uscc", "holder"),
     "person": ("login_name", "password_hash", "name", "mobile"),
 }
-MAX_LENGTH = {"login_name": 64, "password_hash": 255, "name": 200, "uscc": 40, "mobile": 32,
+MAX_LENGTH = {"login_name": 64, "password_hash": 255, "name": 200, "uscc": 40, "mobile": 32,  # nosec B105  # lengths
               "contact_name": 100, "holder": 10, "kind": 10}
 # A cell starting with one of these is run as a formula by spreadsheet programs (OWASP "CSV
 # injection"); the console's exports and operators' spreadsheets would carry it on.
