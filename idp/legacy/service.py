@@ -470,9 +470,16 @@ def _owe_authorisation(person_account_id: int, uscc: str, client_ids: Iterable[s
     """Unit outcome (4): the person's account is owed the unit's authorisation for the Torch
     systems, waiting on the USCC until that unit registers and is verified.
 
-    The delegation area (idp.delegations) holds authorisations; until it is connected here
-    the owed authorisation is recorded on the import's row (``authorisation``), from which
-    the integrator's call makes it: ``grant_waiting(person, uscc, client_ids, source)``.
+    Authorisations belong to the delegation area (idp.delegations); until it is connected here
+    the owed authorisation is recorded on the import's row (``authorisation``). Connecting it
+    (the integrator; the call is made once the batch's accounts are inserted, so the id exists):
+
+        from idp.delegations.service import grant_waiting
+        person = db.session.get(Account, person_account_id)
+        delegation = grant_waiting(person, uscc, list(client_ids), f"legacy_{source}")
+        return {..., "state": "waiting" if delegation.unit_id is None else "granted",
+                "delegation_id": delegation.id}
+
     Returns what the row records.
     """
     return {"uscc": uscc, "client_ids": list(client_ids), "source": source, "state": "owed",
