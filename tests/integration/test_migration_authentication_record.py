@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 
 from idp import create_app
 from idp.extensions import db
-from tests.conftest import CHEAP_ARGON2, TEST_DATABASE_URL, make_account
+from tests.conftest import CHEAP_ARGON2, TEST_DATABASE_URL
 
 
 @pytest.fixture
@@ -42,8 +42,13 @@ def test_rows_from_before_the_record_get_one_derived_from_what_they_kept(tmp_pat
     created = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
     with app.app_context():
         upgrade(revision="0006")
-        person = make_account()  # the accounts table is the same at 0006 and 0007
-        sub, account_id = person.sub, person.id
+        # The account as a row of 0006's accounts table (the model has columns of later revisions).
+        sub = "6f1c2a64-8c1e-4b0e-9a77-2f0f2b6f0001"
+        account_id = db.session.execute(text(
+            "INSERT INTO accounts (sub, account_type, login_name, login_name_key, must_change_password, status, "
+            "created_at, updated_at, phone_verified, verification_status) VALUES (:sub, 'natural', 'zhang_san', "
+            "'zhang_san', false, 'active', :t, :t, false, 'unverified') RETURNING id"),
+            {"sub": sub, "t": created}).scalar_one()
         db.session.execute(text(
             "INSERT INTO authorization_codes (code_hash, client_id, account_id, redirect_uri, scope, auth_time, "
             "acr, amr, sid, expires_at, created_at) VALUES ('h1', 'c', :a, 'https://rp/cb', 'openid', 1700000000, "
