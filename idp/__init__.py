@@ -12,8 +12,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from idp import (accounts, admin, audit, cases, delegations, dev, federation, login, oauth, ops, portal, recovery, signals,
-                 unit_of_work, verification)
+from idp import (accounts, admin, audit, cases, delegations, dev, federation, legacy, login, oauth, ops, portal,
+                 recovery, signals, unit_of_work, verification)
 from idp.clock import SystemClock
 from idp.extensions import Services, babel, csrf, db, migrate
 from idp.http import IdpRequest, add_security_headers, refused_as_too_large
@@ -99,6 +99,7 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
     cases.init_app(app)
     verification.init_app(app)
     recovery.init_app(app)
+    legacy.init_app(app)
     if cfg["ENV"] == "development":
         dev.init_app(app)
 

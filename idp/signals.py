@@ -47,6 +47,8 @@ verification_submitted = _events.signal("verification_submitted")  # documents s
 verification_voided = _events.signal("verification_voided")  # a review or a verification voided by a data change
 identity_conflict = _events.signal("identity_conflict")  # identity data already verified elsewhere
 personal_data_viewed = _events.signal("personal_data_viewed")  # a reviewer saw clear data or a document
+legacy_import_finished = _events.signal("legacy_import_finished")  # a legacy import run ended (idp.legacy)
+legacy_lookup = _events.signal("legacy_lookup")  # a public account lookup (/account-lookup) answered
 outbound_refused = _events.signal("outbound_refused")  # a call to a URL or address the rules forbid (SSRF)
 # Password recovery (idp.recovery): a step refused or throttled, a reset done (by SMS code, e-mail
 # link or approved appeal), an appeal submitted, a reset link or confirmation mail sent, an
@@ -93,6 +95,7 @@ SECURITY_EVENTS = (
     delegation_revoked, delegation_expired,
     recovery_refused, password_recovered, appeal_submitted, recovery_mail_sent, email_confirmed, mail_unavailable,
     upstream_linked, upstream_unlinked, upstream_login_failed, upstream_logged_out,
+    legacy_import_finished, legacy_lookup,
 )
 
 # Kept whatever happens to the work around them (idp.unit_of_work.keep): attempts that failed or

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def init_app(app) -> None:
-    from idp.admin import audit, cases, clients, staff_views, users, views
+    from idp.admin import audit, cases, clients, legacy, staff_views, users, views
 
     audit.protect_audit_log()
     app.register_blueprint(views.bp)
@@ -13,3 +13,4 @@ def init_app(app) -> None:
     app.register_blueprint(clients.bp)
     app.register_blueprint(cases.bp)
     app.register_blueprint(staff_views.bp)
+    app.register_blueprint(legacy.bp)

@@ -226,7 +226,7 @@ POLICY = Policy((
         Check("account_type_not_allowed", _account_type, "the client does not serve this kind of account"),
     ), error="login_required", interaction="refusal"),
     Prompt("required_actions", (
-        Check("required_actions", _required_actions, "the account has actions to complete (a new password)"),
+        Check("required_actions", _required_actions, "the account has actions to complete (a new password, real-name data)"),
     ), error="interaction_required", interaction="login"),
     Prompt("verification", (
         Check("verification_required", _verification, "the client requires a real-name verified user"),

@@ -5,6 +5,7 @@ from idp.models.audit import AuditEvent  # noqa: F401
 from idp.models.cases import ReviewCase  # noqa: F401
 from idp.models.clients import Client  # noqa: F401
 from idp.models.federation import UpstreamLink  # noqa: F401
+from idp.models.legacy import LegacyImportRecord, LegacyImportRun, LegacyImportSkip  # noqa: F401
 from idp.models.staff import InitialAccessToken, StaffUser  # noqa: F401
 from idp.models.oauth import (  # noqa: F401
     AuthorizationCode,

@@ -111,6 +111,11 @@ class Account(db.Model):
     verified_data: Mapped[str | None] = mapped_column(Encrypted("accounts.verified_data"))
     notes: Mapped[str | None] = mapped_column(Text)
 
+    # Accounts imported from a legacy system (idp.legacy): ``torch``, ``programme`` or ``hgr``;
+    # they must complete their real-name data at their first sign-in (a required action).
+    legacy_source: Mapped[str | None] = mapped_column(String(20))
+    must_complete_real_name: Mapped[bool] = mapped_column(Boolean, default=False)
+
     @property
     def is_legal(self) -> bool:
         return self.account_type == LEGAL

@@ -16,8 +16,9 @@ from idp.audit import client_address
 from idp.extensions import services
 from idp.security.ratelimit import Limit
 
-# staff: the console's sign-in (/admin/login); recovery: 检索登录名 / 检索单位名称 (idp.recovery)
-PURPOSES = ("login", "sms", "staff", "recovery")
+# staff: the console's sign-in (/admin/login); recovery: 检索登录名 / 检索单位名称 (idp.recovery);
+# lookup: /account-lookup (idp.legacy)
+PURPOSES = ("login", "sms", "staff", "recovery", "lookup")
 MINUTE = 60
 
 

@@ -3,6 +3,8 @@ format, replaced by argon2id with the current parameters, and the next sign-in u
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from idp.extensions import db, services
@@ -89,3 +91,85 @@ def test_a_legacy_hash_on_the_wrong_tab_is_not_replaced(app, client):
 
     assert reason_of(response) == "wrong_account_type"
     assert stored_hash(account.id) == legacy
+
+
+# --- accounts made by the import (idp torch import) ----------------------------------------
+
+
+def _import(tmp_path, rows):
+    from idp.legacy.service import import_file
+    from tests import legacy_export as export
+
+    path = tmp_path / "torch.csv"
+    path.write_bytes(export.to_csv(rows))
+    result = import_file(path, checkpoint=db.session.commit, started_by="test")
+    db.session.commit()
+    return result
+
+
+@pytest.mark.parametrize("kind", sorted(legacy_hashes("x")))
+def test_an_imported_person_signs_in_with_the_legacy_password_completes_real_name_data_and_is_rehashed(
+        app, client, tmp_path, kind):
+    from tests import legacy_export as export
+
+    legacy = legacy_hashes(LEGACY_PASSWORD)[kind]
+    _import(tmp_path, [export.person("torch_zhao", "13911112222", legacy)])
+    account = db.session.execute(db.select(Account).filter_by(login_name="torch_zhao")).scalar_one()
+    assert account.password_hash == legacy
+
+    response = login(app, client, "torch_zhao", LEGACY_PASSWORD)
+
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/login/complete-real-name")
+    assert stored_hash(account.id).startswith("$argon2id$v=19$m=1024,t=1,p=1$")  # rehashed at once
+    assert not session_data(app, client).get("account_id")  # not signed in before the action
+    assert client.get("/center/profile").status_code == 302
+
+    page = client.get("/login/complete-real-name")
+    assert page.status_code == 200 and "torch_zhao" in page.get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True))[1]
+    missing = client.post("/login/complete-real-name", data={
+        "csrf_token": token, "name": "赵六", "identity_region": "mainland", "document_type": "resident_id",
+        "document_number": ""})
+    assert missing.status_code == 400
+    assert "Please enter the document number." in missing.get_data(as_text=True) or "请输入证件号码" in missing.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Account, account.id).must_complete_real_name is True
+
+    done = client.post("/login/complete-real-name", data={
+        "csrf_token": token, "name": "赵六", "identity_region": "mainland", "document_type": "resident_id",
+        "document_number": "11010519491231002X"})
+
+    assert done.status_code == 302, done.get_data(as_text=True)[:2000]
+    assert session_data(app, client)["login_name"] == "torch_zhao"
+    db.session.expire_all()
+    account = db.session.get(Account, account.id)
+    assert account.must_complete_real_name is False
+    assert account.document_number == "11010519491231002X" and account.phone == "13911112222"
+    assert len(audit_events("password_rehashed")) == 1
+    # The next sign-in asks nothing more.
+    again = app.test_client()
+    assert login(app, again, "torch_zhao", LEGACY_PASSWORD).headers["Location"].endswith("/center/profile")
+
+
+def test_an_imported_unit_completes_its_legal_entity_data_at_the_first_sign_in(app, client, tmp_path):
+    from tests import legacy_export as export
+
+    code = export.uscc(77)
+    _import(tmp_path, [export.unit(code, legacy_hashes(LEGACY_PASSWORD)["bcrypt_2y"])])
+
+    response = login(app, client, code, LEGACY_PASSWORD, account_type="legal")
+    assert response.headers["Location"].endswith("/login/complete-real-name")
+    page = client.get("/login/complete-real-name").get_data(as_text=True)
+    assert code in page and "示例科技有限公司" in page  # the imported unit data, to be completed
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)[1]
+    done = client.post("/login/complete-real-name", data={
+        "csrf_token": token, "org_name": "示例科技有限公司", "org_kind": "enterprise", "org_region": "domestic",
+        "uscc": code, "name": "王五", "legal_rep_name": "钱七", "legal_rep_document_type": "resident_id",
+        "legal_rep_document_number": "11010519491231002X"})
+
+    assert done.status_code == 302, done.get_data(as_text=True)[:2000]
+    assert session_data(app, client)["login_name"] == code
+    db.session.expire_all()
+    account = db.session.execute(db.select(Account).filter_by(login_name=code)).scalar_one()
+    assert (account.must_complete_real_name, account.legal_rep_name) == (False, "钱七")

@@ -42,13 +42,13 @@ def test_rows_from_before_the_record_get_one_derived_from_what_they_kept(tmp_pat
     created = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
     with app.app_context():
         upgrade(revision="0006")
-        # A row of the accounts table as it was at 0006 (the model has columns added later).
-        sub = "6f1d3c2a-0000-4000-8000-000000000001"
-        db.session.execute(text(
+        # The account as a row of 0006's accounts table (the model has columns of later revisions).
+        sub = "6f1c2a64-8c1e-4b0e-9a77-2f0f2b6f0001"
+        account_id = db.session.execute(text(
             "INSERT INTO accounts (sub, account_type, login_name, login_name_key, must_change_password, status, "
-            "created_at, updated_at, phone_verified, verification_status) VALUES (:s, 'natural', 'zhang_san', "
-            "'zhang_san', false, 'active', :t, :t, false, 'unverified')"), {"s": sub, "t": created})
-        account_id = db.session.execute(text("SELECT id FROM accounts WHERE sub = :s"), {"s": sub}).scalar_one()
+            "created_at, updated_at, phone_verified, verification_status) VALUES (:sub, 'natural', 'zhang_san', "
+            "'zhang_san', false, 'active', :t, :t, false, 'unverified') RETURNING id"),
+            {"sub": sub, "t": created}).scalar_one()
         db.session.execute(text(
             "INSERT INTO authorization_codes (code_hash, client_id, account_id, redirect_uri, scope, auth_time, "
             "acr, amr, sid, expires_at, created_at) VALUES ('h1', 'c', :a, 'https://rp/cb', 'openid', 1700000000, "
