@@ -489,9 +489,12 @@ def _unit_changes(session: Session, flush_context, instances) -> None:
             continue
         if state_.pending:
             continue
-        was_verified = state_.committed_state.get("verification_status", account.verification_status) in VERIFIED_STATUSES
-        was_active = state_.committed_state.get("status", account.status) == ACTIVE
-        if was_verified and was_active:
+        # What the row says before this flush: an attribute set on an expired instance (after a
+        # commit) has no old value in committed_state.
+        with session.no_autoflush:
+            was = session.execute(db.select(Account.verification_status, Account.status)
+                                  .where(Account.id == account.id)).one()
+        if was.verification_status in VERIFIED_STATUSES and was.status == ACTIVE:
             with session.no_autoflush:
                 ids = list(session.execute(db.select(Delegation.id).filter_by(unit_id=account.id)
                                            .where(Delegation.status.in_(LIVE_STATUSES))).scalars())

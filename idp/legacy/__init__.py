@@ -11,5 +11,6 @@ def init_app(app) -> None:
 
     app.register_blueprint(views.bp)
     # Imported accounts complete their real-name data at the first sign-in (/login/complete-real-name).
-    add_required_action("legacy.complete_real_name", lambda account: bool(account.must_complete_real_name))
+    add_required_action("legacy.complete_real_name",
+                        lambda account: bool(getattr(account, "must_complete_real_name", False)))
     app.cli.add_command(cli.torch)

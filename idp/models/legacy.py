@@ -70,7 +70,8 @@ class LegacyImportRecord(db.Model):
     line: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Unit outcome 4: the unit's authorisation the person's account is owed, waiting on the
-    # USCC: {"uscc": …, "client_ids": [...], "state": "owed"} (idp.legacy.service._owe_authorisation).
+    # USCC: {"uscc": …, "client_ids": [...], "state": "waiting"|"granted"|"refused", "delegation_id"}
+    # (idp.legacy.service._owe_authorisation).
     authorisation: Mapped[dict | None] = mapped_column(JSON)
 
 

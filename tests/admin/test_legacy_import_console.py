@@ -62,7 +62,7 @@ def test_imported_accounts_are_found_by_outcome(app, console, two_runs, kind, ou
     for login_name in expected:
         assert f">{login_name}</a>" in page
     if kind == "unit" and outcome == 4:
-        assert "gaoqi, kexiaoqi · owed" in page
+        assert "gaoqi, kexiaoqi · waiting" in page
     for phone in (export.M1, "13700137000"):
         assert phone not in page  # masked
 

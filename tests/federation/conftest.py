@@ -145,6 +145,7 @@ def upstream(settings, upstream_database, _upstream_listening, upstream_clock, l
             scopes=UPSTREAM_SCOPES, trusted=True,
             backchannel_logout_uri=f"{ours}/login/national/backchannel-logout"),
             secret=settings["NATIONAL_CLIENT_SECRET"])
+        db.session.commit()  # the registry only flushes: the set-up is a unit of its own
         db.session.remove()
     target.app = app
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from idp.extensions import db
 from idp.legacy.service import import_file
 from idp.models.accounts import UNVERIFIED, Account
+from idp.models.delegations import Delegation
 from idp.models.legacy import FINISHED, INTERRUPTED, LegacyImportRecord, LegacyImportRun, LegacyImportSkip
 from tests import legacy_export as export
 from tests.conftest import PASSWORD, audit_events, make_account
@@ -80,10 +81,13 @@ def _assert_scenario_outcome(before: dict[str, Account]) -> None:
     assert (person.name, person.phone, person.uscc) == ("赵六", export.M1, None)
     held = accounts[export.U4]
     assert held.uscc is None  # a person's account: the unit may still register with its USCC
-    # Unit outcome (4) owes the unit's authorisation for 高企认定 and 科小企评价, waiting on the USCC.
+    # Unit outcome (4) holds the unit's authorisation for 高企认定 and 科小企评价, waiting on the USCC.
+    waiting = db.session.execute(sa.select(Delegation).filter_by(person_id=held.id)).scalar_one()
+    assert (waiting.unit_id, waiting.unit_uscc, waiting.status, waiting.source, sorted(waiting.client_ids)) == (
+        None, export.U4, "accepted", "legacy_torch", ["gaoqi", "kexiaoqi"])
     assert records[("unit", export.U4)].authorisation == {
-        "uscc": export.U4, "client_ids": ["gaoqi", "kexiaoqi"], "source": "torch", "state": "owed",
-        "person_account_id": held.id}
+        "uscc": export.U4, "client_ids": ["gaoqi", "kexiaoqi"], "source": "torch", "state": "waiting",
+        "delegation_id": waiting.id}
     assert records[("unit", export.U1)].authorisation is None
     # Nobody got an account for person (4): the verified person's phone is theirs.
     assert sum(1 for a in accounts.values() if a.phone == export.M4) == 1
@@ -102,6 +106,20 @@ def test_every_rule_and_conflict_for_both_kinds(app, scenario):
     assert len(run.file_digest) == 64 and run.counts["skipped"] == 0
     [event] = audit_events("legacy_import_finished")
     assert event.details["units"] == export.EXPECTED_COUNTS["units"] and event.actor == "operator_li"
+
+
+def test_the_waiting_authorisation_takes_effect_when_the_unit_registers_and_is_verified(app, scenario):
+    _run(scenario)
+    held = _accounts()[export.U4]
+    unit = make_account("legal", "unit_four", uscc=export.U4, org_name="示例四号科技有限公司", phone="13600136004")
+    waiting = db.session.execute(sa.select(Delegation).filter_by(person_id=held.id)).scalar_one()
+    assert waiting.unit_id is None  # registered, not yet verified
+    unit.verification_status = "verified_auto"
+    db.session.commit()
+    db.session.refresh(waiting)
+    assert (waiting.unit_id, waiting.status) == (unit.id, "accepted")
+    assert [e.details["delegation_id"] for e in audit_events("delegation_granted")] == [waiting.id]
+    assert _run(scenario)["unchanged"] == len(export.EXPECTED)  # a second run grants nothing again
 
 
 def test_a_second_run_of_the_same_file_changes_nothing(app, scenario):
