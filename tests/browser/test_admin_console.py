@@ -81,6 +81,7 @@ def refused_with(page: Page, reason: str) -> None:
 def test_a_superadmin_enrols_signs_in_with_totp_and_a_reviewer_sees_only_the_review_queue(
         app, clock, browser, context, page: Page, live_server):
     staff, token = staff_service.create("wang_admin", "superadmin", "王管理")
+    db.session.commit()  # the service only flushes
     secret = staff.totp_secret
     codes = enrol(page, clock, f"/admin/enrol/{token}", shot="admin-enrol.png")
     assert len(set(codes)) == 10 and all(re.fullmatch(r"[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}", c) for c in codes)

@@ -148,6 +148,7 @@ def _approve_appeal(staff_member) -> None:
     staff = staff_member("reviewer")
     cases.claim(case, staff)
     cases.approve(case, staff)
+    db.session.commit()  # the review queue's services only flush
 
 
 def _forced_change(app, page: Page, login_name: str, tab: str) -> None:

@@ -76,6 +76,7 @@ def test_the_manual_path_upload_review_and_read_only(app, page: Page, tmp_path, 
     staff = staff_member("reviewer")
     cases.claim(case, staff)
     cases.approve(case, staff)
+    db.session.commit()  # the review queue's services only flush
     page.goto("/center/profile")
     expect(page.locator("p.status")).to_have_attribute("data-status", "verified_manual")
     expect(page.locator("p.status")).to_contain_text("已审核认证")
