@@ -14,16 +14,15 @@ with a timeout; a failure raises ``MailUnavailable`` and the caller says so.
 
 from __future__ import annotations
 
-import json
-import secrets
 import smtplib
 import socket
 import ssl
-import threading
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from pathlib import Path
 from typing import Protocol
+
+from idp.services.outbox import Outbox
 
 # (subject, body) by template; the bodies are plain text.
 TEMPLATES = {
@@ -70,29 +69,12 @@ class NoMailSender:
         raise MailUnavailable("no mail sender is configured")
 
 
-class OutboxMailSender:
+class OutboxMailSender(Outbox):
     enabled = True
 
-    def __init__(self, path: str | Path, clock) -> None:
-        self.path = Path(path)
-        self.clock = clock
-        self._lock = threading.Lock()
-
     def send(self, to: str, template: str, params: dict) -> str:
-        message_id = "outbox-" + secrets.token_hex(8)
         subject, body = render(template, params)
-        line = json.dumps({"message_id": message_id, "time": self.clock.now().isoformat(), "to": to,
-                           "template": template, "params": params, "subject": subject, "text": body},
-                          ensure_ascii=False)
-        with self._lock, self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-        return message_id
-
-    def messages(self, limit: int = 50) -> list[dict]:
-        if not self.path.exists():
-            return []
-        lines = self.path.read_text(encoding="utf-8").splitlines()[-limit:]
-        return [json.loads(line) for line in reversed(lines)]
+        return self._write(to, template, params, subject=subject, text=body)
 
 
 TLS_MODES = ("starttls", "tls")

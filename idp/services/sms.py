@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from pathlib import Path
 from typing import Protocol
 
 from idp.security import outbound
 from idp.security.signing import signed_headers
+from idp.services.outbox import Outbox
 
 # Message texts by template; the operator holds its own copies of approved templates.
 TEMPLATES = {
@@ -53,34 +53,9 @@ def render(template: str, params: dict) -> str:
     return TEMPLATES[template].format(**params)
 
 
-class OutboxSmsSender:
-    def __init__(self, path: str | Path, clock) -> None:
-        self.path = Path(path)
-        self.clock = clock
-        self._lock = threading.Lock()
-
+class OutboxSmsSender(Outbox):
     def send(self, to: str, template: str, params: dict) -> str:
-        message_id = "outbox-" + secrets.token_hex(8)
-        line = json.dumps(
-            {
-                "message_id": message_id,
-                "time": self.clock.now().isoformat(),
-                "to": to,
-                "template": template,
-                "params": params,
-                "text": render(template, params),
-            },
-            ensure_ascii=False,
-        )
-        with self._lock, self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-        return message_id
-
-    def messages(self, limit: int = 50) -> list[dict]:
-        if not self.path.exists():
-            return []
-        lines = self.path.read_text(encoding="utf-8").splitlines()[-limit:]
-        return [json.loads(line) for line in reversed(lines)]
+        return self._write(to, template, params, text=render(template, params))
 
 
 class HttpSmsSender:
