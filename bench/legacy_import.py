@@ -102,6 +102,7 @@ def seed(app, records: int) -> int:
             "org_name": "已注册单位" if code else None, "name": "钱七", "phone": phone,
             "phone_index": keyring.index(phone, "phone") if phone else None,
             "verification_status": "verified_auto" if verified else "unverified",
+            "phone_verified": bool(phone),  # a registered account proved its phone by SMS code
             "created_at": now, "updated_at": now,
         })
         if len(batch) == 5000:

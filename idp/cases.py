@@ -18,10 +18,11 @@ Rules, each refusal a ``CaseError`` with a stable reason code:
   rejection needs a reason (``reason_required``, at most ``MAX_REASON`` characters:
   ``reason_too_long``); a decision is final (``already_decided``); a case whose type no handler
   is registered for cannot be decided (``unknown_case_type``), lest a decision do nothing.
-- The decision, its timestamps and the handler's effect commit in one transaction. Then
-  ``signals.case_decided`` announces it (details ``{"action": "case_approved" |
+- The decision, its timestamps and the handler's effect are one unit of work, and
+  ``signals.case_decided`` announces it within that unit (details ``{"action": "case_approved" |
   "case_rejected", "decision", "case_id", "case_type", "account_id", "reason"}``); its
-  subscribers are the audit log and the areas' notices (the SMS of real-name verification).
+  subscribers are the audit log and the areas' notices (the SMS of real-name verification),
+  which idp.notices sends only once the decision is committed.
   Every other step, refused decisions included, is audited through ``signals.staff_action``
   (details ``{"action": "case_claimed" | "case_released" | …, "case_id"}``).
 - A case withdrawn by its area without a decision (verification data changed) is ``voided``.

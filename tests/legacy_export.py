@@ -64,7 +64,8 @@ def existing_accounts(make_account, password: str):
     make_account("natural", login_name=U3, password=password)  # unit (3): the USCC is taken
     make_account("natural", login_name=U4_TAKEN, password=password)  # unit (4) with "HJ-" + USCC
     make_account("natural", login_name=M2, password=password)  # person (2)
-    verified = make_account("natural", login_name="verified_zhao", password=password, phone=M4)  # person (4)
+    verified = make_account("natural", login_name="verified_zhao", password=password, phone=M4,
+                            phone_verified=True)  # person (4): a verified person whose phone was proven
     verified.verification_status = VERIFIED_AUTO
     make_account("natural", login_name="torch_taken", password=password)  # person (3)
     db.session.commit()

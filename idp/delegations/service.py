@@ -29,7 +29,7 @@ from flask import current_app
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
-from idp import signals, unit_of_work
+from idp import notices, signals, unit_of_work
 from idp.accounts.names import login_name_key, normalise_login_name
 from idp.accounts.service import find_account
 from idp.errors import Refused
@@ -41,7 +41,6 @@ from idp.models.delegations import (ACCEPTED, DECLINED, LIVE_STATUSES, PENDING, 
 from idp.models.oauth import Job
 from idp.security import cut_offs
 from idp.security.ratelimit import Limit
-from idp.services.sms import SmsUnavailable
 
 SCOPE = "delegation"
 DEFAULT_ROLE = "经办人"  # the role label a unit gives when it types none (the seed's wording)
@@ -537,11 +536,7 @@ def _notify(delegation: Delegation, template: str) -> None:
     NOTICES_PER_PHONE.hit(person.phone)
     until = last_day(delegation)
     params = {"unit": unit.org_name or unit.login_name, "until": until.isoformat() if until else "长期"}
-    try:
-        services().sms.send(person.phone, template, params)
-    except SmsUnavailable as exc:
-        signals.sms_unavailable.send(current_app._get_current_object(), subject=person.login_name,
-                                     outcome="failure", details={"template": template, "error": str(exc)[:200]})
+    notices.sms(person.login_name, person.phone, template, params)
 
 
 # -- the delegations claim --------------------------------------------------------------------

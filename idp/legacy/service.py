@@ -283,6 +283,7 @@ def _load(source: str, records: list[parser.Record], phone_index: dict[str, str]
         verified = set(db.session.execute(
             sa.select(Account.phone_index).where(_one_of(Account.phone_index, phones),
                                                  Account.account_type == NATURAL,
+                                                 Account.phone_verified.is_(True),  # proven by code
                                                  Account.verification_status.in_(VERIFIED_STATUSES))
         ).scalars())
     return _Existing(found, legal, names, verified)

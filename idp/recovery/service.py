@@ -21,6 +21,7 @@ the user in. Service functions only flush; the caller commits, then calls ``afte
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import string
@@ -37,7 +38,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
-from idp import cases, jobs, signals
+from idp import cases, jobs, notices, signals, unit_of_work
 from idp.accounts import service as accounts
 from idp.accounts.names import login_name_key, normalise_login_name
 from idp.errors import Refused
@@ -53,7 +54,6 @@ from idp.security.passwords import password_problem
 from idp.security.pii import mask_document, mask_email, mask_phone
 from idp.security.ratelimit import Limit
 from idp.services.mail import MailUnavailable
-from idp.services.sms import SmsUnavailable
 from idp.verification import service as verification
 from idp.verification.images import DocumentRejected, clean_image
 
@@ -406,7 +406,7 @@ def after_recovery(account: Account, method: str, reason: str = "", tell_also: t
     the reserved phone (and ``tell_also``) and the confirmed e-mail are told. Returns the
     sessions ended."""
     handlers.unlock(account)
-    cut_off_account(account.sub)
+    unit_of_work.after_commit(functools.partial(cut_off_account, account.sub))
     ended = sso_sessions.end_everything(account.id, "password_recovered")
     when = services().clock.now().astimezone(_china()).strftime("%Y-%m-%d %H:%M")
     phones = {p for p in (normalise_phone(account.phone), *map(normalise_phone, tell_also)) if p}
@@ -429,22 +429,12 @@ def _china():
     return timezone(timedelta(hours=8))
 
 
-def _sms(subject: str, phone: str, template: str, params: dict) -> bool:
-    try:
-        services().sms.send(phone, template, params)
-        return True
-    except SmsUnavailable as exc:
-        signals.sms_unavailable.send(_app(), subject=subject, outcome="failure",
-                                     details={"template": template, "error": str(exc)[:200]})
-        return False
+def _sms(subject: str, phone: str, template: str, params: dict) -> None:
+    notices.sms(subject, phone, template, params)
 
 
 def _mail(account: Account, template: str, params: dict) -> None:
-    try:
-        services().mail.send(account.email, template, params)
-    except MailUnavailable as exc:
-        signals.mail_unavailable.send(_app(), subject=account.login_name, outcome="failure",
-                                      details={"template": template, "error": str(exc)[:200]})
+    notices.mail(account.login_name, account.email, template, params)
 
 
 # --- 申诉找回密码 (appeals) -----------------------------------------------------------------

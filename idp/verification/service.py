@@ -40,7 +40,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
-from idp import cases, signals, unit_of_work
+from idp import cases, notices, signals, unit_of_work
 from idp.accounts import service as accounts
 from idp.errors import Refused
 from idp.extensions import db, services
@@ -50,7 +50,6 @@ from idp.models.accounts import (
 )
 from idp.models.cases import IDENTITY_CONFLICT, PENDING, VERIFICATION, VOIDED, ReviewCase
 from idp.security.ratelimit import Limit
-from idp.services.sms import SmsUnavailable
 from idp.services.verifier import MATCH, VerifierUnavailable
 from idp.verification.images import DocumentRejected, clean_image
 
@@ -466,11 +465,7 @@ def _notify(sender, details=None, **_):
     approved = details.get("decision") == "approved"
     template = "verification_approved" if approved else "verification_rejected"
     params = {} if approved else {"reason": (details.get("reason") or "")[:200]}
-    try:
-        services().sms.send(account.phone, template, params)
-    except SmsUnavailable as exc:
-        signals.sms_unavailable.send(sender, subject=account.login_name, outcome="failure",
-                                     details={"template": template, "error": str(exc)[:200]})
+    notices.sms(account.login_name, account.phone, template, params)
 
 
 def install() -> None:

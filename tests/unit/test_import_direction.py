@@ -13,7 +13,7 @@ IDP = Path(__file__).resolve().parents[2] / "idp"
 
 # package → the packages it must never import
 FORBIDDEN = {
-    "login": {"oauth"},
+    "login": {"oauth", "admin", "delegations", "federation", "legacy", "recovery"},
     "accounts": {"oauth", "login"},
     "security": {"oauth", "login", "accounts"},
     "federation": {"oauth", "admin"},  # beside the sign-in: it registers itself with login

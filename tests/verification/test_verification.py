@@ -148,6 +148,7 @@ def test_pending_approved_rejected_and_resubmitted(app, verifier, staff_member, 
     staff = reviewer(staff_member)
     cases.claim(case, staff)
     cases.reject(case, staff, "照片模糊")
+    db.session.commit()  # the decision is a unit of work: its SMS goes once it is committed
     db.session.refresh(account)
     assert account.verification_status == "rejected" and account.verification_reason == "照片模糊"
     decided = audit_events("case_decided")[-1]
@@ -159,6 +160,7 @@ def test_pending_approved_rejected_and_resubmitted(app, verifier, staff_member, 
     case = service.submit_documents(account, docs(account))
     cases.claim(case, staff)
     cases.approve(case, staff)
+    db.session.commit()
     db.session.refresh(account)
     assert account.verification_status == "verified_manual"
     assert account.verification_method == "document_review"
