@@ -199,7 +199,8 @@ def _reload(app) -> dict:
     _cache = data  # replaced whole, never emptied in place: readers hold a complete one
     stored = {r.kid for r in rows}
     for imported in (_imported_public, _imported_private):  # a key removed by hand leaves memory too
-        for kid in [kid for kid in imported if kid not in stored]:
+        # list(): one copy taken at once; another thread may import a key into it meanwhile.
+        for kid in [kid for kid in list(imported) if kid not in stored]:
             imported.pop(kid, None)
     return data
 
