@@ -9,7 +9,6 @@ from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 from idp.accounts.forms import PhoneChecks, mobile_field
 from idp.forms import BaseForm
-from idp.login.forms import captcha_field
 
 
 class FirstSignInForm(BaseForm):
@@ -26,7 +25,6 @@ class FirstSignInForm(BaseForm):
     password = PasswordField(
         _l("Password"), validators=[Optional(), Length(max=128)],
         render_kw={"placeholder": _l("Please enter your password"), "autocomplete": "current-password"})
-    captcha = captcha_field()  # a password is checked here as on the login page, behind its captcha
 
 
 class CompleteProfileForm(PhoneChecks, BaseForm):

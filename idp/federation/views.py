@@ -25,7 +25,7 @@ from idp.federation.upstream import Client, Upstream, UpstreamError
 from idp.login import flow, handlers
 from idp.login.views import after_steps, login_failure_message, safe_return_to
 from idp.models.accounts import ACTIVE, PENDING_REVIEW, Account
-from idp.security import captcha, outbound
+from idp.security import outbound
 
 bp = Blueprint("national", __name__)
 
@@ -183,9 +183,6 @@ def first():
         else:
             if not form.login_name.data or not form.password.data:
                 form.error("password", _("Please enter your login name and password."))
-                return _first_page(form, data), 400
-            if captcha.enabled() and not captcha.passes("login", form.captcha.data):
-                form.error("captcha", _("The captcha is wrong or has expired. Please enter the new one."))
                 return _first_page(form, data), 400
             name = normalise_login_name(form.login_name.data)
             outcome = handlers.authenticate(form.account_type.data, login_name_key(name), form.password.data,
