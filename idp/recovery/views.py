@@ -118,18 +118,27 @@ def reset():
     return _reset_by_code(target)
 
 
-def _look_up():
-    form = LookupForm()
+def _refused_look_up(form, template: str):
+    """The checks of a 检索 step (检索登录名, 检索单位名称): the form, the captcha, the per-address
+    throttle. The page to answer with, or None to go on."""
     if not form.validate():
-        return render_template("recovery/lookup.html", form=form), 400
+        return render_template(template, form=form), 400
     if captcha.enabled() and not captcha.passes("recovery", form.captcha.data):
         form.error("captcha", _("The captcha is wrong or has expired. Please enter the new one."))
         form.captcha.data = ""
-        return render_template("recovery/lookup.html", form=form), 400
+        return render_template(template, form=form), 400
     try:
         service.look_up(_address())
     except service.RecoveryError as error:
-        return _throttled_page("recovery/lookup.html", error, form=form)
+        return _throttled_page(template, error, form=form)
+    return None
+
+
+def _look_up():
+    form = LookupForm()
+    refused = _refused_look_up(form, "recovery/lookup.html")
+    if refused is not None:
+        return refused
     # Whether or not such an account exists: the next step is the same page.
     session[STATE] = {"account_type": form.account_type.data, "login_name": form.login_name.data}
     return redirect(url_for("recovery.reset"))
@@ -278,16 +287,9 @@ def _unit_appeal():
         return _appeal_page(LEGAL, form, unit=unit)
     if "captcha" in request.form and "uscc" not in request.form:  # 检索单位名称
         form = UnitLookupForm()
-        if not form.validate():
-            return render_template("recovery/appeal_lookup.html", form=form), 400
-        if captcha.enabled() and not captcha.passes("recovery", form.captcha.data):
-            form.error("captcha", _("The captcha is wrong or has expired. Please enter the new one."))
-            form.captcha.data = ""
-            return render_template("recovery/appeal_lookup.html", form=form), 400
-        try:
-            service.look_up(_address())
-        except service.RecoveryError as error:
-            return _throttled_page("recovery/appeal_lookup.html", error, form=form)
+        refused = _refused_look_up(form, "recovery/appeal_lookup.html")
+        if refused is not None:
+            return refused
         session[UNIT] = form.org_name.data.strip()
         return redirect(url_for("recovery.appeal", account_type=LEGAL))
     unit = session.get(UNIT)
