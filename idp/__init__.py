@@ -12,8 +12,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from idp import (accounts, admin, audit, cases, delegations, dev, federation, legacy, login, oauth, ops, portal,
-                 recovery, signals, unit_of_work, verification)
+from idp import (accounts, admin, audit, cases, delegations, dev, federation, legacy, login, notices, oauth, ops,
+                 portal, recovery, signals, unit_of_work, verification)
 from idp.clock import SystemClock
 from idp.extensions import Services, babel, csrf, db, migrate
 from idp.http import IdpRequest, add_security_headers, refused_as_too_large
@@ -81,6 +81,7 @@ def create_app(overrides: dict[str, Any] | None = None, clock: SystemClock | Non
 
     db.init_app(app)
     unit_of_work.init_app(app)  # one commit per request, at its end
+    notices.init_app(app)  # SMS and e-mail notices: a job each, retried by the worker
     changes.install()
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     csrf.init_app(app)

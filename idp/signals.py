@@ -59,6 +59,9 @@ appeal_submitted = _events.signal("appeal_submitted")
 recovery_mail_sent = _events.signal("recovery_mail_sent")
 email_confirmed = _events.signal("email_confirmed")
 mail_unavailable = _events.signal("mail_unavailable")
+# A job of the durable queue (idp.jobs) gave up after its last attempt (details: job_id, kind,
+# attempts, error): a notice never delivered, a verification never asked again.
+job_failed = _events.signal("job_failed")
 # The national platform (upstream OpenID Connect provider, idp.federation): an identity linked
 # to an account (details: origin link/create), a link removed (by the user or staff), a sign-in
 # through it that failed (details: reason), a back-channel logout from it.
@@ -95,7 +98,7 @@ SECURITY_EVENTS = (
     delegation_revoked, delegation_expired,
     recovery_refused, password_recovered, appeal_submitted, recovery_mail_sent, email_confirmed, mail_unavailable,
     upstream_linked, upstream_unlinked, upstream_login_failed, upstream_logged_out,
-    legacy_import_finished, legacy_lookup,
+    legacy_import_finished, legacy_lookup, job_failed,
 )
 
 # Kept whatever happens to the work around them (idp.unit_of_work.keep): attempts that failed or

@@ -52,11 +52,18 @@ def begin() -> None:
     g.setdefault(_KEPT, [])
 
 
+def in_unit() -> bool:
+    """Whether a unit is open here (a request, a command, ``unit()``), so that ``keep`` waits
+    for its end."""
+    return has_request_context() or (has_app_context() and _KEPT in g)
+
+
 def keep(write: Callable[[], None]) -> None:
     """Run ``write`` (statements on ``db.session``) in a transaction of its own when the open
     unit has ended, whether it committed or rolled back. Outside a unit (code run in a bare
-    application context: a test, a shell) it runs at once, in the caller's transaction."""
-    if has_request_context() or (has_app_context() and _KEPT in g):
+    application context: a test, a shell) it runs at once, in the caller's transaction. A write
+    that keeps another (a job run after the unit audits a failure) is followed by it."""
+    if in_unit():
         g.setdefault(_KEPT, []).append(write)
     else:
         write()
@@ -97,7 +104,7 @@ def end(commit: bool) -> None:
         db.session.rollback()
         raise
     finally:
-        _write_kept(g.pop(_KEPT, None) if has_app_context() else None)
+        _write_all_kept()
 
 
 def _end_request(response):
@@ -114,7 +121,14 @@ def _teardown_request(error=None) -> None:
     # stays. Flask-SQLAlchemy removes the session when the application context ends.
     if _open():
         db.session.rollback()
-    _write_kept(g.pop(_KEPT, None))
+    _write_all_kept()
+
+
+def _write_all_kept() -> None:
+    # Until none is left: a kept write may keep others (within a request, ``keep`` still
+    # queues), which would otherwise wait in ``g`` for nobody.
+    while has_app_context() and (writes := g.pop(_KEPT, None)):
+        _write_kept(writes)
 
 
 def _write_kept(writes) -> None:

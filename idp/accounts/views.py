@@ -59,7 +59,8 @@ SAVE_MESSAGES = {
     "not_matched": _l("The national platform could not confirm your data. Please check them; if they are "
                       "right, upload your documents for manual review."),
     "unavailable": _l("The real-name verification service is unavailable at the moment. Your data have been "
-                      "saved; please save again later to have them verified."),
+                      "saved; the system will try the verification again automatically later, or you may "
+                      "save again later."),
 }
 GENERIC_FIELD_MESSAGE = _l("This value cannot be accepted. Please check it.")
 

@@ -449,7 +449,7 @@ def deliver_inline() -> None:
     if current_app.config["JOBS_INLINE"]:
         from idp import jobs
 
-        unit_of_work.keep(jobs.run_due)
+        jobs.run_after_unit()
 
 
 # -- expiry ----------------------------------------------------------------------------------

@@ -153,14 +153,21 @@ class SsoSession(db.Model):
 
 
 class Job(db.Model):
-    """The durable queue run by ``idp worker`` (back-channel logout deliveries with retries)."""
+    """The durable queue run by ``idp worker`` (back-channel logouts, notices, verification
+    retries; idp/jobs.py)."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_due", "done_at", "run_after"),)
+    __table_args__ = (Index("ix_jobs_due", "done_at", "run_after"), Index("ix_jobs_about", "kind", "about"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict] = mapped_column(JSON)
+    # JSON of what the job needs but must not keep in clear (a recipient, a temporary password):
+    # encrypted, loaded only when the job runs (a value that no longer decrypts fails that job,
+    # not the queue), emptied once the job is done or failed.
+    sealed: Mapped[str | None] = mapped_column(Encrypted("jobs.sealed"), deferred=True)
+    # Jobs of one kind about one thing replace one another (idp.jobs, "about").
+    about: Mapped[str | None] = mapped_column(String(100))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     run_after: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

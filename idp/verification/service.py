@@ -40,13 +40,13 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
-from idp import cases, notices, signals, unit_of_work
+from idp import cases, jobs, notices, signals, unit_of_work
 from idp.accounts import service as accounts
 from idp.errors import Refused
 from idp.extensions import db, services
 from idp.models.accounts import (
     LEGAL, NATURAL, UNVERIFIED, VERIFICATION_PENDING, VERIFICATION_REJECTED, VERIFIED_AUTO,
-    VERIFIED_MANUAL, VERIFIED_STATUSES, Account,
+    VERIFIED_MANUAL, VERIFIED_STATUSES, ACTIVE, Account,
 )
 from idp.models.cases import IDENTITY_CONFLICT, PENDING, VERIFICATION, VOIDED, ReviewCase
 from idp.security.ratelimit import Limit
@@ -228,28 +228,108 @@ def _complete(account: Account) -> bool:
 
 def verify_automatically(account: Account) -> str:
     """Ask the verifier about the account's saved data and apply the answer. Only a
-    match changes the status (a verified account whose data changed is already unverified)."""
+    match changes the status (a verified account whose data changed is already unverified).
+    An unavailable verifier queues a retry (``RETRY_JOB``) that asks again later about the same
+    data; an answer makes a waiting retry pointless."""
     if not _complete(account):
         return INCOMPLETE
-    verifier = services().verifier
     try:
-        if account.is_legal:
-            verdict = verifier.verify_unit(account.org_name, account.uscc, account.legal_rep_name)
-        else:
-            verdict = verifier.verify_person(account.name, account.document_type, account.document_number)
+        verdict = _ask(account)
     except VerifierUnavailable as exc:
-        signals.verification_checked.send(_app(), subject=account.login_name, outcome="failure",
-                                          details={"result": "unavailable", "error": str(exc)[:200]})
+        _unavailable(account, exc)
+        _queue_retry(account)
         return UNAVAILABLE
+    _forget_retry(account)
+    return _apply(account, verdict)
+
+
+def _ask(account: Account):
+    verifier = services().verifier
+    if account.is_legal:
+        return verifier.verify_unit(account.org_name, account.uscc, account.legal_rep_name)
+    return verifier.verify_person(account.name, account.document_type, account.document_number)
+
+
+def _unavailable(account: Account, exc: Exception, **extra) -> None:
+    signals.verification_checked.send(_app(), subject=account.login_name, outcome="failure",
+                                      details={"result": "unavailable", "error": str(exc)[:200], **extra})
+
+
+def _apply(account: Account, verdict, **extra) -> str:
+    """The verifier's answer, the same whoever asked (the save, the CLI, a retry)."""
     before = account.verification_status
     if verdict.result == MATCH:
-        _mark_verified(account, VERIFIED_AUTO, verifier.method, verdict.reference)
+        _mark_verified(account, VERIFIED_AUTO, services().verifier.method, verdict.reference)
     db.session.flush()
     signals.verification_checked.send(
         _app(), subject=account.login_name, outcome="success" if verdict.result == MATCH else "failure",
-        details={"result": verdict.result, "status_before": before, "status": account.verification_status},
+        details={"result": verdict.result, "status_before": before, "status": account.verification_status, **extra},
     )
     return MATCHED if verdict.result == MATCH else NOT_MATCHED
+
+
+# --- asking again later (the verifier was unavailable) ------------------------------------
+
+RETRY_JOB = "verification.retry"
+# The statuses a save asks the verifier for, and a retry still may act on.
+_ASKING_STATUSES = (UNVERIFIED, VERIFICATION_REJECTED)
+
+
+def identity_fingerprint(account: Account) -> str:
+    """A keyed digest (the personal-data index key) of the account's identity data: the retry
+    checks the data are still those the verifier could not be asked about, without the job
+    holding them."""
+    fields = IDENTITY_FIELDS[account.account_type]
+    data = {name: None if getattr(account, name) is None else str(getattr(account, name)) for name in sorted(fields)}
+    text = json.dumps([account.account_type, data], ensure_ascii=False, sort_keys=True)
+    return services().keyring.index(text, "verification_retry")
+
+
+def _about(account_id: int) -> str:
+    return f"account:{account_id}"
+
+
+def _queue_retry(account: Account) -> None:
+    """One waiting retry per account: a newer one replaces it (idp.jobs, ``about``). Never run in
+    the request: the verifier has just been asked there (with its own in-call retries)."""
+    jobs.add(RETRY_JOB, {"account_id": account.id, "fingerprint": identity_fingerprint(account)},
+             about=_about(account.id), run_after=services().clock.now() + jobs.first_backoff())
+
+
+def _forget_retry(account: Account) -> None:
+    jobs.supersede(RETRY_JOB, _about(account.id))
+
+
+def _still_waiting(account: Account | None, fingerprint: str) -> bool:
+    return (account is not None and account.status == ACTIVE and account.verification_status in _ASKING_STATUSES
+            and _complete(account) and identity_fingerprint(account) == fingerprint)
+
+
+def retry(payload: dict) -> None:
+    """The job: ask the verifier again, if the account is still active, still not verified (nor
+    under review) and holds the same identity data as when the retry was queued; otherwise do
+    nothing. The answer is applied as the save applies it (``_apply``: the same status, audit
+    event and signals), after the account is read again under a row lock: a save or a decision
+    made while the verifier was asked wins, and the answer is dropped. Unavailable again: raised,
+    the queue retries with backoff."""
+    account = db.session.get(Account, int(payload["account_id"]))
+    fingerprint = payload["fingerprint"]
+    if not _still_waiting(account, fingerprint):
+        return
+    try:
+        verdict = _ask(account)
+    except VerifierUnavailable as exc:
+        _unavailable(account, exc, retried=True)
+        raise
+    db.session.refresh(account, with_for_update=True)
+    if not _still_waiting(account, fingerprint):
+        return
+    _apply(account, verdict, retried=True)
+
+
+def _retry_subject(payload: dict) -> str | None:
+    account = db.session.get(Account, int(payload["account_id"]))
+    return account.login_name if account is not None else None
 
 
 def _verified_owner(account: Account, error: accounts.FieldError, fields: dict) -> Account | None:
@@ -473,5 +553,6 @@ def install() -> None:
     enough, every create_app calls it)."""
     for case_type in CASE_TYPES:
         cases.register(case_type)
+    jobs.register(RETRY_JOB, retry, subject=_retry_subject)
     _listen_to_sessions()
     signals.case_decided.connect(_notify, weak=False)

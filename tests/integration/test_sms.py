@@ -516,6 +516,22 @@ class TestHttpGateway:
             gateway.mode = "ok"
             assert send().sent
 
+    def test_a_code_the_gateway_failed_to_send_is_not_retried_by_a_job(self, app, client, gateway):
+        """Unlike a notice (idp.notices) a code is never queued: the user asks again, and the
+        failed send consumed nothing (no stored code, no resend wait, no cap counted)."""
+        from idp import jobs
+        from idp.models.oauth import Job
+
+        gateway.mode = "error"
+        assert request_code(app, client).status_code == 503
+        assert db.session.execute(db.select(Job)).scalars().all() == []
+        assert jobs.run_due() == 0 and len(gateway.received) == 1
+        with app.test_request_context():
+            assert check_code(PHONE, PURPOSE, "000000") == "sms_code_missing_or_expired"
+        gateway.mode = "ok"
+        again = request_code(app, client)
+        assert again.status_code == 200, again.get_json()  # at once: no resend wait was started
+
     @pytest.mark.parametrize("mode", ["no_id", "not_json", "not_found"])
     def test_an_answer_that_is_not_a_2xx_with_message_id_is_a_failed_send(self, app, client, gateway, mode):
         gateway.mode = mode

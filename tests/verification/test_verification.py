@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from idp import cases
+from idp import cases, unit_of_work
 from idp.accounts.service import FieldError
 from idp.extensions import db, services
 from idp.models.cases import ReviewCase
@@ -147,8 +147,8 @@ def test_pending_approved_rejected_and_resubmitted(app, verifier, staff_member, 
     assert account.verification_status == "pending"
     staff = reviewer(staff_member)
     cases.claim(case, staff)
-    cases.reject(case, staff, "照片模糊")
-    db.session.commit()  # the decision is a unit of work: its SMS goes once it is committed
+    with unit_of_work.unit():  # the decision is a unit of work: its SMS goes once it is committed
+        cases.reject(case, staff, "照片模糊")
     db.session.refresh(account)
     assert account.verification_status == "rejected" and account.verification_reason == "照片模糊"
     decided = audit_events("case_decided")[-1]
@@ -159,8 +159,8 @@ def test_pending_approved_rejected_and_resubmitted(app, verifier, staff_member, 
     # rejected → pending → verified_manual
     case = service.submit_documents(account, docs(account))
     cases.claim(case, staff)
-    cases.approve(case, staff)
-    db.session.commit()
+    with unit_of_work.unit():
+        cases.approve(case, staff)
     db.session.refresh(account)
     assert account.verification_status == "verified_manual"
     assert account.verification_method == "document_review"
