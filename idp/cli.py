@@ -311,7 +311,8 @@ def keys_rotate():
 @click.option("--interval", type=float, default=2.0)
 @with_appcontext
 def worker(once, interval):
-    """Run background jobs (back-channel logout retries …) from the durable queue."""
+    """Run background jobs (back-channel logouts, SMS and e-mail notices, real-name retries …) from
+    the durable queue."""
     import time
 
     from idp import jobs

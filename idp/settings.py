@@ -158,7 +158,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SIGNING_ALG", "RS256", "default ID-token and access-token signing algorithm (RS256 or ES256)"),
     Setting("CLIENT_SECRET_GRACE", 7 * 86400, "seconds a rotated client secret keeps working", int),
     Setting("BACKCHANNEL_TIMEOUT", 5.0, "seconds to wait for a client's back-channel logout endpoint", float),
-    Setting("BACKCHANNEL_MAX_ATTEMPTS", 5, "deliveries of a logout token before giving up", int),
+    Setting("BACKCHANNEL_MAX_ATTEMPTS", 5, "attempts of a job (a logout token, a notice, a real-name retry) before it is failed", int),
     Setting("JOBS_INLINE", None, "run background jobs in the request; default on in development, off in production "
             "(refused there: calls on someone's behalf run in `idp worker`, never inside a user's request)", _bool),
     Setting("ALLOW_LOOPBACK_HTTP", None, "outbound calls (back-channel logout, SMS, verifier) may use plain http to "

@@ -260,3 +260,49 @@ def _csrf(html: str) -> str:
     from tests.throwaway import csrf_of
 
     return csrf_of(html)
+
+
+def test_the_verifier_down_a_saved_profile_is_verified_later_by_the_worker(stack):
+    """The national interface answers 503 while a person saves 修改个人信息 through the real
+    server: the data is saved, the page says the check will be tried again, and `idp worker`
+    (its own process, as in production) verifies the account once the interface answers."""
+    from tests.throwaway import idp
+    from tests.verification.test_verifier_retry import ID_1, SECRET, National
+
+    env, _, url = stack
+    national = National()
+    server = Provider(dict(env, IDP_VERIFIER="http", IDP_VERIFIER_URL=national.url, IDP_VERIFIER_SECRET=SECRET,
+                           IDP_VERIFIER_TIMEOUT="0.5", IDP_VERIFIER_RETRIES="0"))
+    engine = create_engine(url)
+
+    def status() -> str:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT verification_status FROM accounts WHERE login_name = 'zhang_san'")
+                                ).scalar_one()
+
+    try:
+        visitor = Visitor(server.base)
+        assert visitor.post_login(visitor.login_page().text).status_code in (302, 303)
+        form = visitor.request("GET", "/center/profile/edit")
+        saved = visitor.request("POST", "/center/profile/edit", data={
+            "csrf_token": _csrf(form.text), "name": "张三", "identity_region": "mainland",
+            "document_type": "resident_id", "document_number": ID_1, "birth_date": "", "email": "",
+            "address": "", "landline": ""})
+        assert saved.status_code in (302, 303), reason_of(saved.text)
+        shown = visitor.request("GET", saved.headers["Location"])
+        assert "系统将稍后自动重新进行实名认证" in shown.text
+        assert status() == "unverified" and national.requests  # asked once in the request, saved anyway
+
+        national.mode = "match"
+        worker_env = dict(server.env, IDP_VERIFIER_URL=national.url)
+
+        def verified() -> bool:
+            idp(worker_env, "worker", "--once")  # a job becomes due after the queue's backoff
+            return status() == "verified_auto"
+
+        wait_for(verified, 60, "the worker's verification retry", interval=1)
+        _no_traceback(server)
+    finally:
+        engine.dispose()
+        server.close()
+        national.stop()

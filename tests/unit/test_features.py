@@ -8,7 +8,7 @@ from collections import Counter
 
 from sqlalchemy.orm import Session
 
-from idp import create_app, jobs, signals
+from idp import create_app, jobs, notices, signals
 from idp.oauth import backchannel
 from idp.verification import service as verification
 
@@ -38,6 +38,8 @@ def test_the_verification_listener_runs_before_the_caches_see_the_flush(app, set
 
 def test_each_feature_brings_its_pages_and_jobs(app):
     assert jobs.HANDLERS["backchannel_logout"] is backchannel.deliver
+    assert jobs.HANDLERS["notice"] is notices.deliver
+    assert jobs.HANDLERS["verification.retry"] is verification.retry
     for blueprint in ("login", "accounts", "oauth", "center", "clients_public", "portal", "admin",
                       "admin_users", "admin_audit", "admin_clients", "admin_cases", "admin_staff",
                       "verification"):
