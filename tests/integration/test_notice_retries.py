@@ -154,15 +154,17 @@ def test_the_notice_of_a_password_reset_is_retried_after_the_request(app, client
     assert [j.done_at is not None for j in notice_jobs()] == [True]
 
 
-def test_an_e_mail_notice_the_mail_server_turns_away_is_retried(app, clock, smtp):
-    smtp.mode = "unavailable"  # 421 at the greeting
+@pytest.mark.parametrize("mode", ["unavailable", "refuse_recipient"])
+def test_an_e_mail_notice_the_mail_server_turns_away_is_retried(app, clock, smtp, mode):
+    smtp.mode = mode  # 421 at the greeting, or 550 for the recipient (the refusal quotes the address)
     with unit_of_work.unit():
         notices.mail("zhang_san", EMAIL, "password_recovered",
                      {"login_name": "zhang_san", "time": "2026-12-07 10:00", "method": "短信验证码"})
     assert smtp.messages == []
     [unavailable] = audit_events("mail_unavailable")
     assert unavailable.details["template"] == "password_recovered"
-    raw = db.session.execute(text("SELECT payload, sealed FROM jobs")).one()
+    assert EMAIL not in str(unavailable.details)
+    raw = db.session.execute(text("SELECT payload, sealed, last_error FROM jobs")).one()
     assert EMAIL not in str(raw)
     smtp.mode = "ok"
     clock.advance(jobs.BACKOFF_SECONDS[0])
