@@ -367,6 +367,10 @@ def save_profile(account: Account, fields: dict) -> SaveResult:
     """修改个人信息 / 修改法人信息 → 保存: the change (``accounts.service.update_profile``), then,
     when due, the automatic verification. FieldError as from ``update_profile``, plus
     ``identity_verified_elsewhere``."""
+    # The row as the database has it now, locked until this save commits (on PostgreSQL): a
+    # decision or a verification retry committed since the account was read is seen (and the
+    # status follows the data from there), one still applying its answer is waited for.
+    db.session.refresh(account, with_for_update=True)
     try:
         changed = accounts.update_profile(account, fields)
     except accounts.FieldError as error:

@@ -22,7 +22,7 @@ from idp.models.accounts import DISABLED, Account
 from idp.models.oauth import Job
 from idp.security.signing import signed_headers
 from idp.verification import service
-from tests.conftest import audit_events, csrf_token, login, make_account
+from tests.conftest import TEST_DATABASE_URL, audit_events, csrf_token, login, make_account
 
 SECRET = "national-secret"
 ID_1 = "11010519491231002X"
@@ -37,6 +37,7 @@ class National:
         self.mode = "503"
         self.requests: list[dict] = []
         self.release = threading.Event()
+        self.meanwhile = None  # called before answering: what happens while the interface is asked
         national = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,6 +46,8 @@ class National:
 
             def do_POST(self):
                 national.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                if national.meanwhile is not None:
+                    national.meanwhile()
                 if national.mode == "hang":
                     national.release.wait(5)  # released when the test ends
                     return
@@ -181,6 +184,27 @@ def test_identity_data_changed_before_the_retry_runs_make_it_do_nothing(app, clo
     assert len(national.requests) == asked  # the verifier is not asked about other data
     assert reload(account.id).verification_status == "unverified"
     assert retries()[0].done_at is not None  # done: nothing is left to retry
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="SQLite lets one writer at a time: the save would wait for the job")
+def test_data_changed_while_the_retry_asks_the_verifier_drop_its_answer(app, clock, national):
+    """The retry read the account before it asked; a save committed meanwhile wins: the account
+    is read again under a row lock before the answer is applied."""
+    account = person(document_number=ID_1)
+    save_unavailable(account, {"name": "张三"})
+    account_id, engine = account.id, db.engine
+
+    def a_save_meanwhile():  # another request, on a connection of its own, commits a new name
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE accounts SET name = '李四' WHERE id = :id"), {"id": account_id})
+
+    national.mode, national.meanwhile = "match", a_save_meanwhile
+    clock.advance(jobs.BACKOFF_SECONDS[0])
+    assert jobs.run_due() == 1
+    assert national.requests[-1]["name"] == "张三"  # asked about the data as they were
+    account = reload(account_id)
+    assert account.name == "李四" and account.verification_status == "unverified"  # the answer is dropped
+    assert not [e for e in audit_events("verification_checked") if e.details.get("retried")]
 
 
 def test_a_disabled_account_is_not_verified_by_a_retry(app, clock, national):
