@@ -79,6 +79,10 @@ DOCUMENT_LABELS = {
     "authorisation_letter": _l("Authorisation letter"),
 }
 
+# What a verification (or its loss) writes on the account.
+_VERIFICATION_COLUMNS = ("verification_status", "verification_method", "verification_reference", "verified_at",
+                         "verification_reason", "verified_data")
+
 # Reason codes of VerificationError (the pages have a message for each).
 REASONS = ("already_verified", "too_many_uploads", "identity_incomplete")
 
@@ -367,10 +371,11 @@ def save_profile(account: Account, fields: dict) -> SaveResult:
     """修改个人信息 / 修改法人信息 → 保存: the change (``accounts.service.update_profile``), then,
     when due, the automatic verification. FieldError as from ``update_profile``, plus
     ``identity_verified_elsewhere``."""
-    # The row as the database has it now, locked until this save commits (on PostgreSQL): a
-    # decision or a verification retry committed since the account was read is seen (and the
-    # status follows the data from there), one still applying its answer is waited for.
-    db.session.refresh(account, with_for_update=True)
+    # The status as the database has it now, the row locked until this save commits (on
+    # PostgreSQL): a decision or a verification retry committed since the account was read is
+    # seen (and the status follows the data from there), one still applying its answer is
+    # waited for. Only these columns are read again: what the caller set on the account stays.
+    db.session.refresh(account, attribute_names=_VERIFICATION_COLUMNS, with_for_update=True)
     try:
         changed = accounts.update_profile(account, fields)
     except accounts.FieldError as error:
