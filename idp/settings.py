@@ -151,6 +151,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ARGON2_TIME_COST", 2, "argon2id iterations (OWASP: m=19 MiB, t=2, p=1)", int),
     Setting("ARGON2_MEMORY_KIB", 19456, "argon2id memory in KiB", int),
     Setting("ARGON2_PARALLELISM", 1, "argon2id lanes", int),
+    Setting("PASSWORD_FLOOR_REFRESH", 60,
+            "seconds a process trusts its list of the password hash parameters accounts hold "
+            "(the timing floor of legacy hashes); 0 reads it at every check", int),
     Setting("CODE_TTL", 60, "seconds an authorization code may wait for the token request", int),
     Setting("ACCESS_TOKEN_TTL", 3600, "seconds a JWT access token is valid", int),
     Setting("ID_TOKEN_TTL", 3600, "seconds an ID token is valid", int),

@@ -27,7 +27,9 @@ TEST_REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL")
 PASSWORD = "Passw0rd!x"
 
 # Cheap argon2id: the parameters are configuration; tests need speed, not strength.
-CHEAP_ARGON2 = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_KIB": 1024, "ARGON2_PARALLELISM": 1}
+# PASSWORD_FLOOR_REFRESH 0: a test that stores a dear legacy hash leaves no floor to the next one.
+CHEAP_ARGON2 = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_KIB": 1024, "ARGON2_PARALLELISM": 1,
+                "PASSWORD_FLOOR_REFRESH": 0}
 
 
 def _fresh_postgres(url: str) -> str:

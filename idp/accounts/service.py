@@ -101,6 +101,25 @@ def _write_document_key(account: Account, key: str | None) -> None:
 _BY_LOGIN_NAME = sa.select(Account).where(Account.login_name_key == sa.bindparam("key"))
 
 
+# Every distinct value of accounts.password_params, as a skip scan of its index: one probe per
+# value (a handful), however many accounts there are. Portable: SQLite and PostgreSQL.
+_STORED_PASSWORD_PARAMS = sa.text("""
+    WITH RECURSIVE seen(params) AS (
+        SELECT min(password_params) FROM accounts
+        UNION ALL
+        SELECT (SELECT min(password_params) FROM accounts WHERE password_params > seen.params)
+        FROM seen WHERE seen.params IS NOT NULL
+    )
+    SELECT params FROM seen WHERE params IS NOT NULL
+""")
+
+
+def stored_password_params() -> list[str]:
+    """The parameter sets of the password hashes accounts hold (``passwords.hash_params``):
+    what the sign-in's timing floor is made of."""
+    return list(db.session.execute(_STORED_PASSWORD_PARAMS).scalars())
+
+
 def find_account(login_name_key: str) -> Account | None:
     """The account with this case-folded login name (``names.login_name_key``)."""
     return db.session.execute(_BY_LOGIN_NAME, {"key": login_name_key}).scalar_one_or_none()

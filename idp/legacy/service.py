@@ -60,6 +60,7 @@ from idp.models.legacy import (
     LegacyImportRun,
     LegacyImportSkip,
 )
+from idp.security.passwords import hash_params
 
 # The JSON line lists at most this many skipped lines (the run keeps all of them).
 SKIPPED_LIST_MAX = 10_000
@@ -314,7 +315,8 @@ def _decide_and_write(run_id: int, source: str, digest: str, items: list) -> Sum
         unit = account_type == LEGAL
         accounts.append({
             "account_type": account_type, "login_name": name, "login_name_key": key,
-            "password_hash": record.password_hash, "status": ACTIVE,
+            "password_hash": record.password_hash, "password_params": hash_params(record.password_hash),
+            "status": ACTIVE,
             "verification_status": UNVERIFIED, "must_change_password": False,  # nosec B105  # a flag
             "name": record.contact_name if record.kind == "unit" else record.name,
             "org_name": record.name if unit else None,
@@ -412,6 +414,7 @@ def _decide_and_write(run_id: int, source: str, digest: str, items: list) -> Sum
 _ACCOUNT_COLUMNS = {  # column → PostgreSQL array type
     "sub": "varchar", "account_type": "varchar", "login_name": "varchar", "login_name_key": "varchar",
     "password_hash": "varchar", "status": "varchar", "verification_status": "varchar",  # nosec B105  # SQL types
+    "password_params": "varchar",
     "must_change_password": "boolean", "name": "varchar", "org_name": "varchar", "uscc": "varchar",  # nosec B105
     "org_region": "varchar", "phone": "text", "phone_index": "varchar", "phone_verified": "boolean",
     "legacy_source": "varchar", "must_complete_real_name": "boolean", "created_at": "timestamptz",

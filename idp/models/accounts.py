@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import Boolean, CheckConstraint, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from idp.extensions import db
 from idp.models.types import Encrypted, UTCDateTime, utcnow
+from idp.security.passwords import hash_params
 
 NATURAL = "natural"
 LEGAL = "legal"
@@ -43,6 +44,7 @@ class Account(db.Model):
         Index("ix_accounts_org_name", "org_name"),
         Index("ix_accounts_legal_rep_document_index", "legal_rep_document_index"),
         Index("uq_accounts_document_key", "document_key", unique=True),
+        Index("ix_accounts_password_params", "password_params"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -53,6 +55,9 @@ class Account(db.Model):
     # Case-folded NFKC form: one namespace across both account types, case-insensitive.
     login_name_key: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
+    # What a check of the hash costs (``passwords.hash_params``), kept beside it so that the
+    # sign-in learns the dearest check any account may still cost from the index alone.
+    password_params: Mapped[str | None] = mapped_column(String(80))
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default=ACTIVE)
@@ -115,6 +120,11 @@ class Account(db.Model):
     # they must complete their real-name data at their first sign-in (a required action).
     legacy_source: Mapped[str | None] = mapped_column(String(20))
     must_complete_real_name: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    @validates("password_hash")
+    def _follow_the_hash(self, _key: str, value: str | None) -> str | None:
+        self.password_params = hash_params(value)
+        return value
 
     @property
     def is_legal(self) -> bool:

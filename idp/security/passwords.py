@@ -7,8 +7,10 @@ Accounts migrated from the legacy systems keep their password hash as it came (I
 "Legacy export format"): bcrypt, Django's PBKDF2-SHA256, salted SHA-256 and argon2 PHC strings.
 They are verified in their own format at sign-in and then replaced by argon2id with the current
 parameters (the login's rehash path asks ``needs_rehash``). A sign-in must not tell an attacker
-which accounts are still legacy, so a legacy check is padded with argon2id work up to the time
-of one argon2id verification (see ``PasswordHashing._pad`` and docs/legacy-accounts.md).
+which accounts are still legacy: a legacy check cheaper than argon2id is padded with argon2id
+work up to the time of one argon2id verification (``PasswordHashing._pad``), and while some
+account still holds a hash dearer than that, every check ends at the time of the dearest one
+(``PasswordHashing.floor_seconds``). docs/legacy-accounts.md has the figures.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ import re
 import time
 import unicodedata
 
+from typing import Callable, Iterable
+
 import bcrypt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.low_level import Type, hash_secret
 
 from idp.errors import Refused
 
@@ -125,6 +130,45 @@ def _argon2_format(text: str) -> str:
     return match[1]
 
 
+def hash_params(stored: object) -> str | None:
+    """What a check of ``stored`` costs, as a short key without salt or digest: ``bcrypt$10``,
+    ``pbkdf2_sha256$260000``, ``sha256``, ``argon2id$v=19$m=19456,t=2,p=1``; None for no hash or
+    one this platform refuses (its check is the dummy's). Accounts keep it beside the hash
+    (``accounts.password_params``) so that the sign-in knows the dearest check any account may
+    still cost without reading the hashes."""
+    try:
+        kind = legacy_hash_format(stored)
+    except UnsupportedHash:
+        return None
+    text = str(stored)
+    if kind == "bcrypt":
+        return f"bcrypt${int(text[4:6])}"
+    if kind == "pbkdf2_sha256":
+        return f"pbkdf2_sha256${int(text.split('$')[1])}"
+    if kind == "sha256":
+        return "sha256"
+    match = _ARGON2.fullmatch(text)
+    return f"{kind}$v={match[2] or 16}$m={int(match[3])},t={int(match[4])},p={int(match[5])}"
+
+
+def _dummy_for(params: str) -> None:
+    """Hash the dummy password with ``params``: the work of one check of a hash with them."""
+    kind, _, rest = params.partition("$")
+    password = _DUMMY_PASSWORD.encode()
+    if kind == "bcrypt":
+        bcrypt.hashpw(password, bcrypt.gensalt(int(rest)))
+    elif kind == "pbkdf2_sha256":
+        hashlib.pbkdf2_hmac("sha256", password, b"dummy salt", int(rest))
+    elif kind == "sha256":
+        hashlib.sha256(password).digest()
+    else:
+        version, costs = rest.split("$")
+        memory, passes, lanes = (int(part.split("=")[1]) for part in costs.split(","))
+        hash_secret(password, b"dummy salt", time_cost=passes, memory_cost=memory, parallelism=lanes,
+                    hash_len=32, type={"argon2id": Type.ID, "argon2i": Type.I, "argon2d": Type.D}[kind],
+                    version=int(version[2:]))
+
+
 def _b64(text: str, length: int | None = None) -> bytes | None:
     """Standard base64, padded (Django) or not (PHC strings); None when it does not decode."""
     try:
@@ -162,42 +206,76 @@ def _check_sha256(stored: str, password: str) -> bool:
 _DUMMY_PASSWORD = "dummy password for timing equality"  # nosec B105  # hashed as the stand-in for unknown names, never a credential
 # The padding is one of this many argon2id dummies of 1/N … N/N of the configured memory.
 PAD_STEPS = 8
-# Weight of the newest measurement in the running estimate of one argon2id verification.
+# Weight of the newest measurement in the running estimates of a check's time.
 _ESTIMATE_WEIGHT = 0.2
+# The floor lies this far above the dearest check's estimated time, so that the dearest accounts'
+# own checks end at the floor's deadline too instead of around it.
+FLOOR_MARGIN = 1.3
+# Rounds of the measurement of a stored parameter set against argon2id; the largest ratio counts.
+_CALIBRATION_ROUNDS = 2
 
 
 class PasswordHashing:
-    """argon2id with configured parameters; a dummy hash keeps unknown-user timing equal, and
-    padding keeps legacy-hash timing equal."""
+    """argon2id with configured parameters; a dummy hash keeps unknown-user timing equal,
+    padding keeps cheaper legacy hashes' timing equal, and a floor keeps dearer ones' equal.
 
-    def __init__(self, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    ``watch_stored`` tells it where to learn which parameter sets accounts still hold (the
+    accounts table, through ``idp.accounts``); until it is told, it knows none.
+    """
+
+    def __init__(self, time_cost: int, memory_kib: int, parallelism: int, *,
+                 sleep: Callable[[float], None] = time.sleep,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
         self.hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
         )
-        started = time.perf_counter()
+        self._sleep, self._timer = sleep, timer
+        started = self._timer()
         self._dummy = self.hasher.hash(_DUMMY_PASSWORD)
         # Hashing costs what verifying costs: the first estimate of one verification, refined
         # by every verification at the current parameters (so it follows the machine's load).
-        self._argon2_seconds = time.perf_counter() - started
+        self._argon2_seconds = self._timer() - started
         self._current = self._dummy[: self._dummy.rindex("$", 0, self._dummy.rindex("$"))]
+        self._current_params = hash_params(self._dummy)
         self._pads: dict[int, str] = {}
+        self._stored_params: Callable[[], Iterable[str]] = frozenset
+        self._refresh_seconds = 0.0
+        self._known: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
+        # Parameter set → how many argon2id verifications one check with it costs.
+        self._ratios: dict[str, float] = {}
+
+    def watch_stored(self, stored_params: Callable[[], Iterable[str]], refresh_seconds: float) -> None:
+        """``stored_params()`` names every parameter set some account's hash still has; it is
+        asked again at most every ``refresh_seconds`` (0: at every check)."""
+        self._stored_params, self._refresh_seconds = stored_params, refresh_seconds
+        self._known = (float("-inf"), frozenset())
 
     def hash(self, password: str) -> str:
         return self.hasher.hash(password)
 
     def verify(self, stored: str | None, password: str) -> bool:
+        started = self._timer()
+        floor = self.floor_seconds()
+        ok = self._verify(stored, password, pad=not floor)
+        if floor:
+            left = floor - (self._timer() - started)
+            if left > 0:
+                self._sleep(left)
+        return ok
+
+    def _verify(self, stored: str | None, password: str, pad: bool) -> bool:
         if not stored:
             # Unknown login name or an account without a password: spend the same time, fail.
             self._check_current(self._dummy, password)
             return False
         if stored.startswith(self._current + "$"):
             return self._check_current(stored, password)
-        started = time.perf_counter()
-        try:
-            kind = legacy_hash_format(stored)
-        except UnsupportedHash:
+        started = self._timer()
+        params = hash_params(stored)
+        if params is None:
             self._check_current(self._dummy, password)
             return False
+        kind = params.partition("$")[0]
         try:
             if kind == "bcrypt":
                 ok = _check_bcrypt(stored, password)
@@ -209,13 +287,17 @@ class PasswordHashing:
                 ok = self._check(stored, password)
         except (ValueError, UnicodeError):
             ok = False
-        self._pad(time.perf_counter() - started)
+        elapsed = self._timer() - started
+        if params in self._ratios:
+            self._ratios[params] += (elapsed / self._argon2_seconds - self._ratios[params]) * _ESTIMATE_WEIGHT
+        if pad:
+            self._pad(elapsed)
         return ok
 
     def _check_current(self, stored: str, password: str) -> bool:
-        started = time.perf_counter()
+        started = self._timer()
         ok = self._check(stored, password)
-        elapsed = time.perf_counter() - started
+        elapsed = self._timer() - started
         self._argon2_seconds += (elapsed - self._argon2_seconds) * _ESTIMATE_WEIGHT
         return ok
 
@@ -230,8 +312,8 @@ class PasswordHashing:
 
         Real work rather than a sleep, so that the padding slows down under load exactly as an
         argon2id verification does: a dummy of k/PAD_STEPS of the configured memory costs about
-        that fraction of a verification. A check that already took longer gets no padding (the
-        format caps bound how much longer; docs/legacy-accounts.md has the figures).
+        that fraction of a verification. A check that already took longer gets no padding:
+        ``floor_seconds`` covers those.
         """
         budget = self._argon2_seconds
         steps = min(PAD_STEPS, round(PAD_STEPS * (budget - elapsed) / budget)) if budget > 0 else 0
@@ -247,6 +329,38 @@ class PasswordHashing:
             ).hash(_DUMMY_PASSWORD)
         else:
             self._check(pad, "not the dummy password")
+
+    def floor_seconds(self) -> float:
+        """Seconds every check lasts at least while some account holds a hash dearer than one
+        argon2id verification (0 when none does): the dearest such check's estimated time.
+
+        A sleep rather than work: the floor can be many argon2id verifications (bcrypt 12 is
+        about 8 at the defaults), and every sign-in attempt burning that much CPU would hand an
+        attacker a lever on the whole service. The estimate is a ratio to the running argon2id
+        estimate, measured once per parameter set and refined by every check with it, so it
+        follows the machine's load as the checks themselves do.
+        """
+        checked, known = self._known
+        now = time.monotonic()
+        if now - checked >= self._refresh_seconds:
+            known = frozenset(self._stored_params()) - {self._current_params}
+            self._known = (now, known)
+        ratio = max((self._ratio(params) for params in known), default=0.0)
+        return ratio * FLOOR_MARGIN * self._argon2_seconds if ratio > 1 else 0.0
+
+    def _ratio(self, params: str) -> float:
+        ratio = self._ratios.get(params)
+        if ratio is None:
+            ratio = 0.0
+            for _ in range(_CALIBRATION_ROUNDS):
+                started = self._timer()
+                _dummy_for(params)
+                dear = self._timer() - started
+                started = self._timer()
+                self._check(self._dummy, "not the dummy password")
+                ratio = max(ratio, dear / max(self._timer() - started, 1e-9))
+            self._ratios[params] = ratio
+        return ratio
 
     def needs_rehash(self, stored: str) -> bool:
         """True for any hash but argon2id with the current parameters (legacy formats too)."""

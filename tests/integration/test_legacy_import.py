@@ -22,6 +22,7 @@ from idp.models.delegations import Delegation
 from idp.models.legacy import FINISHED, INTERRUPTED, LegacyImportRecord, LegacyImportRun, LegacyImportSkip
 from tests import legacy_export as export
 from tests.conftest import PASSWORD, audit_events, make_account
+from idp.security.passwords import hash_params
 from tests.unit.test_legacy_hashes import legacy_hashes
 
 LEGACY_PASSWORD = "Torch2019!密码"
@@ -73,6 +74,7 @@ def _assert_scenario_outcome(before: dict[str, Account]) -> None:
             assert account.verification_status == UNVERIFIED
             assert account.must_complete_real_name is True
             assert account.password_hash in HASHES.values()  # stored as it came: no argon2 here
+            assert account.password_params == hash_params(account.password_hash)  # the timing floor's
     # Units keep the unit's data; persons their name; every imported account its reserved phone.
     hj = accounts["HJ_" + export.U3]
     assert (hj.uscc, hj.org_name, hj.name, hj.phone, hj.org_region) == (

@@ -10,7 +10,8 @@ import pytest
 from idp.extensions import db, services
 from idp.models.accounts import Account
 from tests.conftest import audit_events, login, make_account, reason_of, session_data
-from tests.unit.test_legacy_hashes import legacy_hashes
+from idp.accounts.service import stored_password_params
+from tests.unit.test_legacy_hashes import django_pbkdf2, legacy_hashes
 
 LEGACY_PASSWORD = "Torch2019!密码"
 WRONG = "Wr0ng!pass"
@@ -173,3 +174,34 @@ def test_an_imported_unit_completes_its_legal_entity_data_at_the_first_sign_in(a
     db.session.expire_all()
     account = db.session.execute(db.select(Account).filter_by(login_name=code)).scalar_one()
     assert (account.must_complete_real_name, account.legal_rep_name) == (False, "钱七")
+
+
+# --- the timing floor (docs/legacy-accounts.md, "Timing") ----------------------------------
+
+
+def test_the_parameters_beside_each_hash_follow_every_change_of_it(app, client):
+    current = "argon2id$v=19$m=1024,t=1,p=1"
+    assert make_account("natural", login_name="argon2_user").password_params == current
+    account = imported_account("torch_user", django_pbkdf2(LEGACY_PASSWORD, "salt", 260_000))
+    assert account.password_params == "pbkdf2_sha256$260000"
+    assert sorted(stored_password_params()) == [current, "pbkdf2_sha256$260000"]
+
+    assert login(app, client, "torch_user", LEGACY_PASSWORD).status_code == 302  # rehashed
+
+    db.session.expire_all()
+    assert db.session.get(Account, account.id).password_params == current
+    assert stored_password_params() == [current]
+
+
+def test_a_dear_legacy_hash_raises_every_sign_ins_floor_until_its_owner_signs_in(app, client):
+    make_account("natural", login_name="argon2_user")
+    hashing = services().passwords
+    assert hashing.floor_seconds() == 0
+    # PBKDF2 at Django 4.2's 600,000 iterations costs far more than the tests' argon2id.
+    imported_account("torch_user", django_pbkdf2(LEGACY_PASSWORD, "salt", 600_000))
+    assert hashing.floor_seconds() > 0  # a wrong password for argon2_user or nobody waits for it
+
+    assert login(app, client, "argon2_user", WRONG).status_code == 401
+    assert login(app, app.test_client(), "torch_user", LEGACY_PASSWORD).status_code == 302
+
+    assert hashing.floor_seconds() == 0

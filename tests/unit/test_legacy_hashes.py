@@ -17,6 +17,7 @@ from idp.security.passwords import (
     PasswordHashing,
     UnsupportedHash,
     hash_kind,
+    hash_params,
     legacy_hash_format,
 )
 from tests.conftest import CHEAP_ARGON2
@@ -269,3 +270,93 @@ def test_the_padding_uses_the_configured_argon2_parameters():
     _median_seconds(cheap, stored, PASSWORD), _median_seconds(dearer, stored, PASSWORD)
     # Eight times the memory: a salted SHA-256 check (a microsecond of its own) follows.
     assert _median_seconds(dearer, stored, PASSWORD) > _median_seconds(cheap, stored, PASSWORD)
+
+
+# --- the floor: a hash dearer than argon2id ------------------------------------------------
+
+
+def test_hash_params_name_what_a_check_costs_and_nothing_secret(hashing):
+    hashes = legacy_hashes(PASSWORD)
+    assert hash_params(hashes["bcrypt_2a"]) == hash_params(hashes["bcrypt_2y"]) == "bcrypt$4"
+    assert hash_params(django_pbkdf2(PASSWORD, "salt", 260_000)) == "pbkdf2_sha256$260000"
+    assert hash_params(hashes["sha256"]) == "sha256"
+    assert hash_params(hashes["argon2i"]) == "argon2i$v=19$m=1024,t=1,p=1"
+    assert hash_params(hashing.hash(PASSWORD)) == "argon2id$v=19$m=1024,t=1,p=1"
+    assert hash_params("$argon2i$m=4096,t=3,p=1$" + "c29tZXNhbHQ$" + "A" * 43) == "argon2i$v=16$m=4096,t=3,p=1"
+    for refused in (None, "", "md5$abc", "$2b$13$" + "a" * 53, "pbkdf2_sha256$999999999$s$" + "A" * 43 + "="):
+        assert hash_params(refused) is None
+
+
+class SleepRecorder:
+    """The hashing's clock and sleep: real time plus what was slept, so that a sleep costs the
+    test nothing and the end of each check can be read exactly."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    def timer(self) -> float:
+        return time.perf_counter() + sum(self.slept)
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+def floored_hashing(stored: set[str]) -> tuple[PasswordHashing, SleepRecorder]:
+    recorder = SleepRecorder()
+    hashing = PasswordHashing(CHEAP_ARGON2["ARGON2_TIME_COST"], CHEAP_ARGON2["ARGON2_MEMORY_KIB"],
+                              CHEAP_ARGON2["ARGON2_PARALLELISM"], sleep=recorder.sleep,
+                              timer=recorder.timer)
+    hashing.watch_stored(lambda: stored, refresh_seconds=0)
+    return hashing, recorder
+
+
+def test_while_a_dearer_hash_is_stored_every_other_check_ends_at_the_floor():
+    # bcrypt cost 10 costs far more than the tests' argon2id (1 MiB, one pass).
+    stored = {"bcrypt$10", "sha256", "argon2id$v=19$m=1024,t=1,p=1"}
+    hashing, recorder = floored_hashing(stored)
+    current = hashing.hash(PASSWORD)
+    cheap_legacy = legacy_hashes(PASSWORD)
+    for case in (current, None, cheap_legacy["sha256"], cheap_legacy["bcrypt_2b"], "md5$unknown"):
+        for password in (PASSWORD, "Wr0ng!pass"):
+            floor = hashing.floor_seconds()
+            assert floor > 0
+            before = len(recorder.slept)
+            started = recorder.timer()
+            hashing.verify(case, password)
+            assert len(recorder.slept) == before + 1  # it waited …
+            assert recorder.timer() - started == pytest.approx(floor, abs=1e-3)  # … until the floor
+
+
+def test_the_floor_is_the_dearest_stored_check_measured_against_argon2id():
+    hashing, _ = floored_hashing({"bcrypt$10"})
+    dear = floored_hashing({"bcrypt$12"})[0]
+    # bcrypt's cost is a power of two: four times the work, whatever the machine's speed.
+    assert dear.floor_seconds() > 2 * hashing.floor_seconds() > 0
+
+
+def test_without_a_dearer_hash_stored_no_check_waits():
+    stored = {"sha256", "argon2id$v=19$m=1024,t=1,p=1"}
+    hashing, recorder = floored_hashing(stored)
+    assert hashing.floor_seconds() == 0
+    for case in (hashing.hash(PASSWORD), None, legacy_hashes(PASSWORD)["sha256"]):
+        hashing.verify(case, "Wr0ng!pass")
+    assert recorder.slept == []
+
+
+def test_the_floor_falls_when_the_last_dear_hash_is_gone():
+    stored = {"pbkdf2_sha256$600000", "argon2id$v=19$m=1024,t=1,p=1"}
+    hashing, recorder = floored_hashing(stored)
+    assert hashing.floor_seconds() > 0
+    stored.discard("pbkdf2_sha256$600000")  # its owner signed in: argon2id now
+    assert hashing.floor_seconds() == 0
+    hashing.verify(None, PASSWORD)
+    assert recorder.slept == []
+
+
+def test_the_list_of_stored_parameters_is_asked_again_only_after_the_refresh_interval():
+    asked = []
+    hashing = PasswordHashing(1, 1024, 1)
+    hashing.watch_stored(lambda: asked.append(1) or {"sha256"}, refresh_seconds=3600)
+    for _ in range(3):
+        hashing.verify(None, PASSWORD)
+    assert asked == [1]
