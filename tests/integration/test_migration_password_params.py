@@ -1,4 +1,4 @@
-"""Migration 0012: accounts from before it get the parameters of their password hash beside it
+"""Migration 0013: accounts from before it get the parameters of their password hash beside it
 (the sign-in's timing floor reads them, docs/legacy-accounts.md), legacy hashes included; an
 account without a password, or with a hash the platform refuses, gets none."""
 
@@ -28,7 +28,7 @@ def test_accounts_from_before_get_the_parameters_of_their_hash(tmp_path, old_dat
               "pbkdf2": django_pbkdf2("Passw0rd!", "salt", 260_000),
               "none": None, "refused": "md5$0123456789abcdef"}
     with app.app_context():
-        upgrade(revision="0011")
+        upgrade(revision="0012")
         for number, (name, stored) in enumerate(hashes.items()):
             db.session.execute(text(
                 "INSERT INTO accounts (sub, account_type, login_name, login_name_key, password_hash, "

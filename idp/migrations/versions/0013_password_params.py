@@ -2,16 +2,16 @@
 so that the sign-in learns the dearest check any account may still cost (the timing floor of
 legacy hashes, docs/legacy-accounts.md) from an index.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 from alembic import op
 import sqlalchemy as sa
 
 from idp.security.passwords import hash_params
 
-revision = '0012'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
