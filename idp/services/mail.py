@@ -22,6 +22,7 @@ from email.utils import formataddr, make_msgid
 from pathlib import Path
 from typing import Protocol
 
+from idp.security.pii import mask_email
 from idp.services.outbox import Outbox
 
 # (subject, body) by template; the bodies are plain text.
@@ -123,7 +124,9 @@ class SmtpMailSender:
             if refused:
                 raise MailUnavailable("the mail server refused the recipient")
         except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError) as exc:
-            raise MailUnavailable(f"{type(exc).__name__}: {exc}"[:300]) from exc
+            # A refusal quotes the recipient (550 … <address>): masked here, before any caller
+            # writes the error to the audit log or a job's last_error.
+            raise MailUnavailable(f"{type(exc).__name__}: {exc}".replace(to, mask_email(to))[:300]) from exc
         return str(message["Message-ID"])
 
 
