@@ -323,6 +323,7 @@ def worker(once, interval):
     while True:
         with unit_of_work.unit():
             delegations_service.note_expiries()  # audit and back-channel logout of expiries
+        _purge_if_due()
         ran = jobs.run_due()
         if ran:
             _log(f"ran {ran} job(s)")
@@ -330,6 +331,44 @@ def worker(once, interval):
             _emit({"ran": ran})
             return
         time.sleep(interval)
+
+
+def _purge_if_due() -> None:
+    """Housekeeping at most every IDP_PURGE_INTERVAL (idp.ops.housekeeping); a failure is
+    logged and waits for the next interval, the jobs go on."""
+    from idp.extensions import db
+    from idp.ops import housekeeping
+
+    try:
+        with unit_of_work.unit():
+            counts = housekeeping.purge_if_due(after_batch=db.session.commit)
+    except Exception:
+        current_app.logger.exception("the purge failed; it is tried again after IDP_PURGE_INTERVAL")
+        return
+    if counts is not None:
+        _log(f"purged {counts}")
+
+
+@main.command("purge")
+@click.option("--dry-run", is_flag=True, help="count what would be deleted, delete nothing")
+@click.option("--json", "as_json", is_flag=True, help="print the rows per table as one JSON line")
+@unit_of_work.command
+def purge(dry_run, as_json):
+    """Delete expired codes, dead refresh-token families, old SSO sessions and old jobs
+    (IDP_PURGE_RETENTION, IDP_PURGE_JOBS_RETENTION); never the audit log."""
+    from idp.extensions import db, services
+    from idp.ops import housekeeping
+
+    # Deliberately one commit per batch, not one unit for the whole purge: a purge after years
+    # deletes millions of rows, and one transaction would hold their locks (and its undo) to
+    # the end. Every batch stands on its own; an interrupted purge is simply run again.
+    counts = housekeeping.purge_expired(services().clock.now(), dry_run=dry_run, actor="cli",
+                                        after_batch=(lambda: None) if dry_run else db.session.commit)
+    if as_json:
+        _emit(counts)
+    else:
+        for table, count in counts.items():
+            click.echo(f"{table}: {count}")
 
 
 # --- delegation (INTERFACES.md "idp delegations") ------------------------------------------

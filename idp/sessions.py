@@ -137,6 +137,12 @@ class StoreSessionInterface(SessionInterface):
     def end_session(self, sid: str) -> None:
         self.store.delete(_KEY + sid)
 
+    def session_exists(self, sid: str) -> bool:
+        """Whether the browser session is still in the store: its idle expiry slides there, at
+        every request, while the SSO session's row is touched only when a client joins it
+        (idp.ops.housekeeping must not purge the row of a session still in use)."""
+        return self.store.get(_KEY + sid) is not None
+
 
 def refuse_without_session() -> None:
     """Before anything else in a request: a session the store could not read means the store is

@@ -158,6 +158,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ACCESS_TOKEN_TTL", 3600, "seconds a JWT access token is valid", int),
     Setting("ID_TOKEN_TTL", 3600, "seconds an ID token is valid", int),
     Setting("REFRESH_TOKEN_TTL", 30 * 86400, "seconds a refresh token (family) is valid", int),
+    Setting("PURGE_RETENTION", 7 * 86400, "seconds an expired code, refresh-token family or SSO session is kept "
+            "past its end before `idp purge` / the worker deletes it (a done job too)", int),
+    Setting("PURGE_JOBS_RETENTION", 30 * 86400, "seconds a failed job stays for staff before it is purged", int),
+    Setting("PURGE_INTERVAL", 3600, "seconds between purges in `idp worker` (one across all workers); 0 = never "
+            "in the worker (run `idp purge` yourself)", int),
     Setting("SIGNING_ALG", "RS256", "default ID-token and access-token signing algorithm (RS256 or ES256)"),
     Setting("CLIENT_SECRET_GRACE", 7 * 86400, "seconds a rotated client secret keeps working", int),
     Setting("BACKCHANNEL_TIMEOUT", 5.0, "seconds to wait for a client's back-channel logout endpoint", float),

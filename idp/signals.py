@@ -85,6 +85,9 @@ delegation_accepted = _events.signal("delegation_accepted")
 delegation_declined = _events.signal("delegation_declined")
 delegation_revoked = _events.signal("delegation_revoked")
 delegation_expired = _events.signal("delegation_expired")
+# Housekeeping (idp.ops.housekeeping): one purge run deleted rows that could no longer matter
+# (details: deleted, the rows per table; retention, jobs_retention).
+rows_purged = _events.signal("rows_purged")
 
 SECURITY_EVENTS = (
     account_registered, login_succeeded, login_failed, account_locked, logged_out,
@@ -98,7 +101,7 @@ SECURITY_EVENTS = (
     delegation_revoked, delegation_expired,
     recovery_refused, password_recovered, appeal_submitted, recovery_mail_sent, email_confirmed, mail_unavailable,
     upstream_linked, upstream_unlinked, upstream_login_failed, upstream_logged_out,
-    legacy_import_finished, legacy_lookup, job_failed,
+    legacy_import_finished, legacy_lookup, job_failed, rows_purged,
 )
 
 # Kept whatever happens to the work around them (idp.unit_of_work.keep): attempts that failed or
