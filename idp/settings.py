@@ -342,6 +342,9 @@ def _check_production(cfg: dict[str, Any]) -> None:
     _check_outbound(cfg)
     if not 60 <= cfg["RECOVERY_LINK_TTL"] <= 1800:
         raise ConfigurationError("IDP_RECOVERY_LINK_TTL must be between 60 and 1800 seconds")
+    for name in ("PURGE_RETENTION", "PURGE_JOBS_RETENTION", "PURGE_INTERVAL"):
+        if cfg[name] < 0:  # a negative retention would delete live codes and sessions
+            raise ConfigurationError(f"IDP_{name} must not be negative")
     if cfg["ENV"] != "production":
         return
     if cfg["ALLOW_LOOPBACK_HTTP"]:

@@ -287,3 +287,10 @@ def test_argon2id_parameters_are_configuration_and_new_hashes_use_them(monkeypat
     app = create_app({"INSTANCE_DIR": str(tmp_path / "instance"), "DATABASE_URL": f"sqlite:///{tmp_path}/idp.db"})
     with app.app_context():
         assert services().passwords.hash("Correct-horse-9").startswith("$argon2id$v=19$m=2048,t=3,p=2$")
+
+
+@pytest.mark.parametrize("name", ["PURGE_RETENTION", "PURGE_JOBS_RETENTION", "PURGE_INTERVAL"])
+def test_a_negative_purge_setting_is_refused(monkeypatch, instance, name):
+    monkeypatch.setenv(f"IDP_{name}", "-1")
+    with pytest.raises(ConfigurationError, match=name):
+        load(instance)
