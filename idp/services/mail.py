@@ -14,6 +14,7 @@ with a timeout; a failure raises ``MailUnavailable`` and the caller says so.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import ssl
@@ -124,10 +125,19 @@ class SmtpMailSender:
             if refused:
                 raise MailUnavailable("the mail server refused the recipient")
         except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError) as exc:
-            # A refusal quotes the recipient (550 … <address>): masked here, before any caller
-            # writes the error to the audit log or a job's last_error.
-            raise MailUnavailable(f"{type(exc).__name__}: {exc}".replace(to, mask_email(to))[:300]) from exc
+            raise MailUnavailable(_masked(f"{type(exc).__name__}: {exc}")[:300]) from exc
         return str(message["Message-ID"])
+
+
+# An address as a mail server may quote it in a refusal (550 5.1.1 <ZHANGSAN@EXAMPLE.CN>: …), in
+# any case, and as smtplib repeats it ({'zhangsan@example.cn': (550, b'…')}).
+_ADDRESS = re.compile(r"[^\s<>'\"(),;:@]+@[^\s<>'\"(),;:@]+")
+
+
+def _masked(error: str) -> str:
+    """The server's words without any address in clear: they reach the audit log and a job's
+    last_error, where personal data is never kept."""
+    return _ADDRESS.sub(lambda match: mask_email(match.group(0)), error)
 
 
 def create_mail_sender(config: dict, clock) -> MailSender:

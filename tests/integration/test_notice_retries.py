@@ -154,7 +154,7 @@ def test_the_notice_of_a_password_reset_is_retried_after_the_request(app, client
     assert [j.done_at is not None for j in notice_jobs()] == [True]
 
 
-@pytest.mark.parametrize("mode", ["unavailable", "refuse_recipient"])
+@pytest.mark.parametrize("mode", ["unavailable", "refuse_recipient", "refuse_recipient_quoting"])
 def test_an_e_mail_notice_the_mail_server_turns_away_is_retried(app, clock, smtp, mode):
     smtp.mode = mode  # 421 at the greeting, or 550 for the recipient (the refusal quotes the address)
     with unit_of_work.unit():
@@ -163,9 +163,9 @@ def test_an_e_mail_notice_the_mail_server_turns_away_is_retried(app, clock, smtp
     assert smtp.messages == []
     [unavailable] = audit_events("mail_unavailable")
     assert unavailable.details["template"] == "password_recovered"
-    assert EMAIL not in str(unavailable.details)
+    assert EMAIL not in str(unavailable.details).lower()
     raw = db.session.execute(text("SELECT payload, sealed, last_error FROM jobs")).one()
-    assert EMAIL not in str(raw)
+    assert EMAIL not in str(raw).lower()
     smtp.mode = "ok"
     clock.advance(jobs.BACKOFF_SECONDS[0])
     assert jobs.run_due() == 1

@@ -1,7 +1,8 @@
 """A small real SMTP server for the tests: STARTTLS or TLS from the first byte, with a
 self-signed certificate made here (its own CA file), optional AUTH PLAIN; records the messages
-it accepted. ``mode``: ``ok``, ``refuse_recipient`` (550 at RCPT), ``unavailable`` (421 at the
-greeting)."""
+it accepted. ``mode``: ``ok``, ``refuse_recipient`` (550 at RCPT),
+``refuse_recipient_quoting`` (550 at RCPT quoting the address in upper case), ``unavailable``
+(421 at the greeting)."""
 
 from __future__ import annotations
 
@@ -105,6 +106,9 @@ class SmtpServer:
                     elif verb == "RCPT":
                         if server.mode == "refuse_recipient":
                             self.reply("550 no such user")
+                            continue
+                        if server.mode == "refuse_recipient_quoting":  # the address echoed, upper case
+                            self.reply(f"550 5.1.1 <{line[8:].strip('<> ').upper()}>: Recipient address rejected")
                             continue
                         recipients.append(line[8:].strip("<> "))
                         self.reply("250 ok")
