@@ -50,6 +50,7 @@ from idp.accounts.names import login_name_key
 from idp.errors import Refused
 from idp.extensions import db, services
 from idp.legacy import parser
+from idp.models import like
 from idp.models.accounts import ACTIVE, LEGAL, NATURAL, UNVERIFIED, VERIFIED_STATUSES, Account
 from idp.models.legacy import (
     FINISHED,
@@ -586,6 +587,5 @@ def imported(kind: str | None = None, outcome: int | None = None, source: str | 
     if source:
         query = query.where(LegacyImportRecord.source == source)
     if login_name:
-        prefix = login_name_key(login_name).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Account.login_name_key.like(prefix + "%", escape="\\"))
+        query = query.where(like.starts_with(Account.login_name_key, login_name_key(login_name)))
     return _paged(query, page)
