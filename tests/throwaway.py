@@ -55,7 +55,8 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a server's workers), read from /proc."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -233,7 +234,7 @@ class Provider:
             return response.status == 200
 
     def workers(self) -> list[int]:
-        return _children(self.process.pid)
+        return child_pids(self.process.pid)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_cli import IDP, cli, last_json, rows, template_db  # noqa: F401
+from tests.throwaway import child_pids
 
 CLIENTS = Path(__file__).resolve().parents[2] / "clients"
 
@@ -70,18 +71,6 @@ def _stop(server, sig=signal.SIGTERM, group=False) -> tuple[str, str]:
         raise
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -129,7 +118,7 @@ def test_serve_runs_granian_by_default_with_one_worker_on_the_in_process_store(c
     server, port = _start_serve(cli)
     try:
         assert _discovery(port)["issuer"] == f"http://127.0.0.1:{port}"
-        assert len(_children(server.pid)) == 1
+        assert len(child_pids(server.pid)) == 1
     finally:
         stdout, stderr = _stop(server)
     assert "ONE worker" in stderr
@@ -191,7 +180,7 @@ def test_serve_refuses_an_unknown_server(cli):
 def test_granian_refuses_a_body_over_max_form_bytes_with_413_before_reading_it_and_stays_up(cli):
     server, port = _start_serve(cli, IDP_MAX_FORM_BYTES="65536")
     try:
-        [worker] = _children(server.pid)
+        [worker] = child_pids(server.pid)
         form = "application/x-www-form-urlencoded"
         # 200 MB declared and none of it sent: the answer comes at once, so neither granian nor
         # the app waits for (or buffers) the body before Flask refuses it by its Content-Length.
@@ -204,7 +193,7 @@ def test_granian_refuses_a_body_over_max_form_bytes_with_413_before_reading_it_a
                                              f"Content-Type: {form}\r\nContent-Length: 65537\r\n", b"a" * 65537)
         assert status == 413 and headers["x-content-type-options"] == "nosniff"
         assert _discovery(port)["issuer"] == f"http://127.0.0.1:{port}"
-        assert server.poll() is None and _children(server.pid) == [worker]  # same worker, still up
+        assert server.poll() is None and child_pids(server.pid) == [worker]  # same worker, still up
     finally:
         _stop(server)
 
@@ -230,7 +219,7 @@ def test_granian_responses_carry_the_security_headers_and_an_access_log_when_on(
                          ids=["SIGTERM to the master", "SIGINT to the group (Ctrl-C)"])
 def test_granian_stops_gracefully_and_leaves_no_process_behind(cli, sig, group):
     server, port = _start_serve(cli)
-    workers = _children(server.pid)
+    workers = child_pids(server.pid)
     assert workers
     # A worker that has served a request and idled a moment is the one that could hang on SIGINT
     # followed by its master's SIGTERM (intermittent: 13 of 40 runs on a loaded machine).
