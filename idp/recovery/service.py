@@ -46,7 +46,6 @@ from idp.extensions import db, services
 from idp.login import handlers
 from idp.models.accounts import DISABLED, LEGAL, NATURAL, Account
 from idp.models.cases import PASSWORD_APPEAL, PENDING, ReviewCase
-from idp.models.oauth import Job
 from idp.oauth import sessions as sso_sessions
 from idp.security import identifiers, sms_codes
 from idp.security.cut_offs import cut_off_account
@@ -594,7 +593,7 @@ def _reject_appeal(case: ReviewCase) -> None:
 
 def _schedule_document_deletion(case: ReviewCase) -> None:
     when = services().clock.now() + timedelta(days=_cfg("RECOVERY_APPEAL_DOCUMENT_DAYS"))
-    db.session.add(Job(kind=DELETE_DOCUMENTS_JOB, payload={"case_id": case.id}, run_after=when))
+    jobs.add(DELETE_DOCUMENTS_JOB, {"case_id": case.id}, run_after=when)
 
 
 def delete_appeal_documents(payload: dict) -> None:
